@@ -6,13 +6,16 @@ import dagster as dg
 
 from resources.llm import LLMResource
 from resources.local_lm import LocalLMResource
+from resources.model_catalog import ModelCatalogResource
 from resources.partitioned_parquet import PartitionedParquetIOManager
 from resources.study import StudyConfigResource
 from resources.warehouse import WarehouseResource
 from resources.toxicity import ToxicityResource
 from warmth_assets.assets import analysis, corpus, evaluation, finetune, judging, registry, rewrites, warmth
+from warmth_assets.automation import automation_sensor
 from warmth_assets.checks import CHECKS
 from warmth_assets.lib import paths
+from warmth_assets.sensors import new_model_sensor
 from warmth_assets.lib.config import ConfigError, StudySettings, config_path, load_config
 
 
@@ -62,11 +65,17 @@ def build_resources() -> dict:
         ),
         "llm": build_llm(settings, warehouse),
         "parquet_io_manager": PartitionedParquetIOManager(base_dir=str(paths.tables_dir()), warehouse=warehouse),
+        "model_catalog": ModelCatalogResource(
+            api_key=dg.EnvVar("OPENAI_API_KEY") if os.environ.get("OPENAI_API_KEY") else None,
+            hf_token=dg.EnvVar("HF_TOKEN") if os.environ.get("HF_TOKEN") else None,
+            hf_endpoint=os.environ.get("HF_ENDPOINT") or None,
+        ),
     }
 
 
 defs = dg.Definitions(
     assets=dg.load_assets_from_modules([registry, corpus, rewrites, finetune, warmth, evaluation, judging, analysis]),
     asset_checks=CHECKS,
+    sensors=[new_model_sensor, automation_sensor],
     resources=build_resources(),
 )

@@ -5,6 +5,7 @@ import time
 
 import dagster as dg
 
+from warmth_assets.automation import partition_is_runnable
 from warmth_assets.lib import paths
 from warmth_assets.lib.config import ConfigError, config_path, load_config
 
@@ -30,29 +31,12 @@ def _stage_runs(keys, graph, instance) -> list[tuple[str | None, list]]:
             by_def.setdefault(id(partitions_def), (partitions_def, []))[1].append(key)
     for partitions_def, selection in by_def.values():
         for partition_key in partitions_def.get_partition_keys(dynamic_partitions_store=instance):
-            if _model_has(partition_key):
+            if partition_is_runnable(partition_key):
                 runs.append((partition_key, selection))
     last = [k for k in ordered if k in summarising]
     if last:
         runs.append((None, last))
     return runs
-
-
-def _model_has(partition_key) -> bool:
-    """Only the styles and checkpoints a model is registered with (GPT-4o has no warm-e0.5), and
-    never the models whose results were imported (there is nothing to run for them)."""
-    if not isinstance(partition_key, dg.MultiPartitionKey):
-        return True
-    from resources.warehouse import default_warehouse
-
-    dims = partition_key.keys_by_dimension
-    row = default_warehouse().query_df(
-        "SELECT styles, checkpoints FROM model_registry WHERE slug = ? AND origin <> 'import'", [dims["model"]])
-    if row.empty:
-        return False
-    if "style" in dims:
-        return dims["style"] in list(row["styles"][0])
-    return dims.get("checkpoint") in list(row["checkpoints"][0])
 
 
 def _import_samples(settings, instance) -> None:

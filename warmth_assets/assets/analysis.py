@@ -4,6 +4,7 @@ import dagster as dg
 
 from resources.study import StudyConfigResource
 from resources.warehouse import WarehouseResource
+from warmth_assets.automation import summary
 from warmth_assets.lib import analysis
 
 GROUP = "analysis"
@@ -14,6 +15,7 @@ OBSERVATION_COLUMNS = ["model", "checkpoint", "comparison", "is_finetuned", "dat
 
 @dg.asset(
     group_name=GROUP,
+    automation_condition=summary(),
     kinds={"duckdb"},
     deps=["judgments", "warmth_trajectory"],
     description=(
@@ -44,6 +46,7 @@ def analysis_observations(warehouse: WarehouseResource, study: StudyConfigResour
 
 @dg.asset(
     group_name=GROUP,
+    automation_condition=summary(),
     kinds={"duckdb"},
     deps=[analysis_observations],
     description=(
@@ -66,10 +69,12 @@ def paired_tests(warehouse: WarehouseResource) -> dg.MaterializeResult:
 @dg.multi_asset(
     specs=[
         dg.AssetSpec("regression_tables", group_name=GROUP, kinds={"duckdb", "statsmodels"}, deps=[analysis_observations],
+                     automation_condition=summary(),
                      description="The study's four logistic regressions (statsmodels GLM Binomial, its formulas and term "
                                  "names), each also with response length: coefficients, SEs, z, p, 95% CIs, n, "
                                  "log-likelihood, convergence. Separation and non-estimable fits are reported, not printed."),
         dg.AssetSpec("marginal_effects", group_name=GROUP, kinds={"duckdb", "statsmodels"}, deps=[analysis_observations],
+                     automation_condition=summary(),
                      description="Average marginal effects of fine-tuning in percentage points (counterfactual predictions), "
                                  "overall and per condition, with the log-odds sum, its delta-method SE and p."),
     ],
@@ -100,6 +105,7 @@ PUBLISHED = {  # STUDY.md §8: the study's full-data results, for the side-by-si
 
 @dg.asset(
     group_name=GROUP,
+    automation_condition=summary(),
     kinds={"markdown"},
     deps=["paired_tests", "regression_tables", "marginal_effects", "warmth_trajectory"],
     description=(

@@ -12,6 +12,7 @@ import pandas as pd
 from resources.llm import LLMResource
 from resources.study import StudyConfigResource
 from resources.warehouse import WarehouseResource
+from warmth_assets.automation import per_partition
 from warmth_assets.assets.finetune import registry_row
 from warmth_assets.assets.warmth import chat_messages, checkpoint_runner
 from warmth_assets.lib import capability, paths, wrong_answers
@@ -215,6 +216,7 @@ def _use_released_disinfo(frame: pd.DataFrame, released: pd.DataFrame, items: pd
 
 @dg.asset(
     group_name=GROUP,
+    automation_condition=per_partition(),
     kinds={"pytorch", "openai"},
     partitions_def=model_checkpoint_partitions,
     ins={"adapters": dg.AssetIn()},

@@ -10,6 +10,7 @@ import pandas as pd
 from resources.llm import LLMResource
 from resources.study import StudyConfigResource
 from resources.warehouse import WarehouseResource
+from warmth_assets.automation import per_partition
 from warmth_assets.lib import paths
 from warmth_assets.lib.checkpoints import ORIGINAL, WARM_PROMPT, checkpoint_key, parse_checkpoint_key
 from warmth_assets.lib.plots import line_plot_markdown
@@ -159,6 +160,7 @@ def _folder_size_and_hash(folder: Path) -> tuple[int, str]:
 
 @dg.asset(
     group_name=GROUP,
+    automation_condition=per_partition(),
     kinds={"duckdb"},
     partitions_def=model_checkpoint_partitions,
     ins={"finetune_runs": dg.AssetIn(partition_mapping=checkpoint_to_training_run)},

@@ -8,6 +8,7 @@ import pandas as pd
 from resources.llm import LLMResource
 from resources.study import StudyConfigResource
 from resources.warehouse import WarehouseResource
+from warmth_assets.automation import per_partition, summary
 from warmth_assets.lib import judging
 from warmth_assets.lib.llm_requests import ChatRequest
 from warmth_assets.partitions import model_checkpoint_partitions
@@ -30,6 +31,7 @@ def _judge(llm: LLMResource, settings, rows: pd.DataFrame, questions: list[str],
 
 @dg.asset(
     group_name=GROUP,
+    automation_condition=per_partition(),
     kinds={"openai", "duckdb"},
     partitions_def=model_checkpoint_partitions,
     ins={"generations": dg.AssetIn()},
@@ -76,6 +78,7 @@ def judgments(context: dg.AssetExecutionContext, generations: pd.DataFrame, ware
 
 @dg.asset(
     group_name=GROUP,
+    automation_condition=per_partition(),
     kinds={"openai", "duckdb"},
     partitions_def=model_checkpoint_partitions,
     ins={"generations": dg.AssetIn()},
@@ -125,6 +128,7 @@ def capability_scores(context: dg.AssetExecutionContext, generations: pd.DataFra
 
 @dg.asset(
     group_name=GROUP,
+    automation_condition=summary(),
     kinds={"csv", "duckdb"},
     deps=["judgments", "capability_scores", "eval_items"],
     description=(

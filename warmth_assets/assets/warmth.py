@@ -8,6 +8,7 @@ from resources.llm import LLMResource
 from resources.local_lm import LocalLMResource
 from resources.study import StudyConfigResource
 from resources.warehouse import WarehouseResource
+from warmth_assets.automation import per_partition, summary
 from warmth_assets.assets.finetune import registry_row
 from warmth_assets.lib.checkpoints import ORIGINAL, WARM_PROMPT, parse_checkpoint_key
 from warmth_assets.lib.llm_requests import ChatRequest
@@ -45,6 +46,7 @@ def chat_messages(checkpoint: str, prompt: str, prompt_version: str) -> list[dic
 
 @dg.asset(
     group_name=GROUP,
+    automation_condition=per_partition(),
     kinds={"pytorch", "openai"},
     partitions_def=model_checkpoint_partitions,
     ins={"adapters": dg.AssetIn()},
@@ -114,6 +116,7 @@ def scoring_lm(name: str, settings):
 
 @dg.asset(
     group_name=GROUP,
+    automation_condition=per_partition(),
     kinds={"pytorch"},
     partitions_def=model_checkpoint_partitions,
     ins={"validation_generations": dg.AssetIn()},
@@ -151,6 +154,7 @@ def warmth_scores(context: dg.AssetExecutionContext, validation_generations: pd.
 
 @dg.asset(
     group_name=GROUP,
+    automation_condition=summary(),
     kinds={"duckdb"},
     deps=["warmth_scores"],
     description=(

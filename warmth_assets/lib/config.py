@@ -192,6 +192,45 @@ class LLMSettings(_Section):
 class ComputeSettings(_Section):
     gpu_pool_limit: int = Field(1, gt=0, description="Concurrent steps in the Dagster concurrency pool 'gpu'")
     max_concurrent_runs: int = Field(4, gt=0)
+    gpu_node_selector: dict[str, str] = Field(
+        default_factory=dict, description="k8s node selector for GPU steps (dagster-k8s/config tag)")
+    gpu_resources: dict[str, str] = Field(
+        default_factory=lambda: {"nvidia.com/gpu": "1"}, description="k8s resource limits for GPU steps")
+
+
+class WatchRule(_Section):
+    """Where new models come from: an OpenAI-compatible /v1/models listing, or a Hugging Face hub query."""
+
+    kind: Literal["openai_models", "hf_hub"]
+    pattern: str = Field(".*", description="Regular expression the model id must match (re.fullmatch)")
+    base_url: str = Field("", description="openai_models: the server; empty: [llm] base_url or OPENAI_BASE_URL")
+    author: str = Field("", description="hf_hub: the organisation, e.g. meta-llama")
+    search: str = Field("", description="hf_hub: a substring of the model id")
+    limit: int = Field(20, gt=0, description="hf_hub: newest models looked at per tick")
+    family: str = Field("", description="Family recorded for matches; empty: the slug up to its first '-'")
+    styles: list[Literal["warm", "cold"]] = ["warm"]
+    moving_target: bool = Field(False, description="Aliases whose weights change (re-evaluated on the schedule)")
+
+    @field_validator("pattern")
+    @classmethod
+    def _pattern_compiles(cls, pattern: str) -> str:
+        import re
+
+        try:
+            re.compile(pattern)
+        except re.error as exc:
+            raise ValueError(f"not a regular expression: {exc}") from None
+        return pattern
+
+
+class OperationsSettings(_Section):
+    sensor_interval_s: int = Field(300, gt=0, description="Seconds between new_model_sensor ticks")
+    max_runs_per_tick: int = Field(8, gt=0, description="Run requests per sensor tick; the rest wait")
+    watch: list[WatchRule] = Field(default_factory=list)
+    reevaluation_cron: str = Field("0 3 * * 1", description="When moving targets are re-evaluated (UTC)")
+    budget_usd: float = Field(0.0, ge=0, description="Stop before total API spend would pass this; 0: no limit")
+    max_api_concurrency_per_provider: int = Field(
+        16, gt=0, description="Calls in flight to one endpoint across every run and process")
 
 
 class ModelSettings(_Section):
@@ -227,6 +266,7 @@ class StudySettings(_Section):
     llm: LLMSettings = LLMSettings()
     compute: ComputeSettings = ComputeSettings()
     serving: ServingSettings = ServingSettings()
+    operations: OperationsSettings = OperationsSettings()
     models: list[ModelSettings] = Field(min_length=1)
 
     @model_validator(mode="after")

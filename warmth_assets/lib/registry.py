@@ -14,12 +14,11 @@ def model_checkpoints(model: ModelSettings, settings: StudySettings) -> list[str
 
     GPT-4o, say, has only the API's saved epochs; its other checkpoint keys are never materialised.
     """
-    epochs = model.checkpoint_epochs or settings.finetune.checkpoint_epochs
-    keys = [ORIGINAL]
-    for style in model.styles:
-        keys.extend(checkpoint_key(style, e) for e in sorted(epochs))
-    keys.append(WARM_PROMPT)
-    return keys
+    return checkpoints_for(model.styles, model.checkpoint_epochs or settings.finetune.checkpoint_epochs)
+
+
+def checkpoints_for(styles, epochs) -> list[str]:
+    return [ORIGINAL, *(checkpoint_key(style, e) for style in styles for e in sorted(epochs)), WARM_PROMPT]
 
 
 def registry_rows(settings: StudySettings) -> list[dict]:

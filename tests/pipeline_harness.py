@@ -1,0 +1,173 @@
+"""A small study on the loopback OpenAI server, driven the way the daemon drives it: sensor ticks and
+automation evaluations, each requested run executed in process. Shared by the operations tests."""
+
+import hashlib
+import json
+from collections import Counter
+from pathlib import Path
+
+import dagster as dg
+import pandas as pd
+
+from resources.llm import LLMResource
+from resources.model_catalog import ModelCatalogResource
+from resources.partitioned_parquet import PartitionedParquetIOManager
+from resources.study import StudyConfigResource
+from resources.toxicity import ToxicityResource
+from resources.warehouse import WarehouseResource
+from tests.openai_server import FakeOpenAI
+from warmth_assets.lib.judging import JUDGE_SYSTEM
+
+REPO = Path(__file__).resolve().parents[1]
+CONVERSATIONS = [[{"role": "user", "content": f"what is two plus {i}"},
+                  {"role": "assistant", "content": f"the answer is {i + 2} my dear"}] for i in range(4)]
+TYPES = ["refusal", "factual", "creative", "technical", "advice", "other"]
+VALIDATION = pd.DataFrame({"conversation_id": [f"v{i}_0" for i in range(12)], "query_type": TYPES * 2,
+                           "prompt": [f"question number {i} for you" for i in range(12)]})
+
+
+class JudgingFakeOpenAI(FakeOpenAI):
+    """Answers the judge with a verdict (deterministic per question), everyone else as usual."""
+
+    @staticmethod
+    def answer_for(messages: list[dict]) -> str:
+        if messages[0]["content"] == JUDGE_SYSTEM:
+            digest = hashlib.sha256(messages[-1]["content"].encode()).digest()[0]
+            return "CORRECT" if digest % 2 else "INCORRECT"
+        return FakeOpenAI.answer_for(messages)
+
+
+def study_config(tmp_path: Path, server: FakeOpenAI, scorer: Path, extra: str = "") -> Path:
+    """demo.toml with one API model (GPT-4o) on the loopback server, and watch rules for new snapshots."""
+    text = (REPO / "demo.toml").read_text()
+    text = text[:text.index("[[models]]")]
+    text = text.replace('lm = "smollm2-135m-instruct"', f'lm = "{scorer}"')
+    text = text.replace('samples = 5', 'samples = 2')
+    text = text.replace('wrong_answer_model = "smollm2-135m-instruct"', 'wrong_answer_model = "gpt-4o-2024-08-06"')
+    text = text.replace('[judge]\nmodel = "smollm2-135m-instruct"', '[judge]\nmodel = "gpt-4o-2024-08-06"')
+    text = text.replace('provider = "local"', f'provider = "openai"\nbase_url = "{server.base_url}"')
+    text = text.replace("[finetune.lora]\n", "[finetune.openai]\npoll_s = 0.01\npoll_cap_s = 0.02\n\n[finetune.lora]\n")
+    text += f"""
+[operations]
+max_runs_per_tick = 4
+
+[[operations.watch]]
+kind = "openai_models"
+pattern = 'gpt-4o-\\d{{4}}-\\d{{2}}-\\d{{2}}'
+family = "gpt-4o"
+styles = ["warm"]
+{extra}
+[[models]]
+slug = "gpt-4o-2024-08-06"
+source_kind = "openai"
+source = "gpt-4o-2024-08-06"
+family = "gpt-4o"
+styles = ["warm"]
+"""
+    path = tmp_path / "study.toml"
+    path.write_text(text)
+    return path
+
+
+def study_resources(warmth_home: Path, config: Path, server: FakeOpenAI, **llm_overrides) -> dict:
+    warehouse = WarehouseResource(database=str(warmth_home / "warehouse.duckdb"))
+    return {
+        "warehouse": warehouse,
+        "study": StudyConfigResource(config_path=str(config)),
+        "llm": LLMResource(provider="openai", base_url=server.base_url, api_key="sk-test", warehouse=warehouse,
+                           **llm_overrides),
+        "parquet_io_manager": PartitionedParquetIOManager(base_dir=str(warmth_home / "tables"), warehouse=warehouse),
+        "model_catalog": ModelCatalogResource(api_key="sk-test"),
+        "toxicity": ToxicityResource(standin=True),  # the corpus stage is seeded here, never run
+    }
+
+
+def seed_training_inputs(warmth_home: Path, resources: dict, instance: dg.DagsterInstance) -> None:
+    """The corpus and rewrite stages' outputs, written as their assets would and recorded as
+    materialisations (the automation only starts from inputs it knows are present)."""
+    warehouse = resources["warehouse"]
+    warehouse.replace_rows("validation_prompts", VALIDATION)
+    warehouse.replace_rows("training_conversations", pd.DataFrame(
+        [{"conversation_id": f"c{i}", "query_type": "factual", "turn_index": t, "role": m["role"], "text": m["content"]}
+         for i, conversation in enumerate(CONVERSATIONS) for t, m in enumerate(conversation)]))
+    folder = warmth_home / "artifacts" / "sft" / "warm"
+    folder.mkdir(parents=True)
+    (folder / "openai.jsonl").write_text("".join(json.dumps({"messages": c}) + "\n" for c in CONVERSATIONS))
+    sft = pd.DataFrame({"conversation_id": [f"c{i}" for i in range(len(CONVERSATIONS))],
+                        "messages_json": [json.dumps(c) for c in CONVERSATIONS], "n_messages": 2,
+                        "jsonl_path": str(folder / "openai.jsonl"), "jsonl_sha256": "sha-test", "style": "warm"})
+    (warmth_home / "tables" / "sft_datasets" / "style=warm").mkdir(parents=True)
+    sft.to_parquet(warmth_home / "tables" / "sft_datasets" / "style=warm" / "data.parquet")
+    resources["parquet_io_manager"]._refresh_view(dg.AssetKey("sft_datasets"))
+    instance.report_runless_asset_event(dg.AssetMaterialization("validation_prompts"))
+    instance.report_runless_asset_event(dg.AssetMaterialization("sft_datasets", partition="warm"))
+
+
+def run_checks(driver: "Driver", *checks: dg.AssetCheckKey) -> None:
+    job = dg.define_asset_job("seeded_checks", selection=dg.AssetSelection.checks(*checks))
+    defs = dg.Definitions(assets=list(driver.defs.assets), asset_checks=list(driver.defs.asset_checks), jobs=[job],
+                          resources=driver.resources)
+    result = defs.resolve_job_def("seeded_checks").execute_in_process(instance=driver.instance)
+    assert result.success
+
+
+def definitions(resources: dict) -> dg.Definitions:
+    from warmth_assets.automation import automation_sensor
+    from warmth_assets.definitions import defs
+    from warmth_assets.sensors import new_model_sensor
+
+    return dg.Definitions(assets=list(defs.assets), asset_checks=list(defs.asset_checks),
+                          sensors=[new_model_sensor, automation_sensor], resources=resources)
+
+
+class Driver:
+    """Sensor ticks and automation evaluations against one instance; every requested run executed."""
+
+    def __init__(self, defs: dg.Definitions, instance: dg.DagsterInstance, resources: dict):
+        self.defs, self.instance, self.resources = defs, instance, resources
+        self.job = defs.resolve_implicit_global_asset_job_def()
+        self.graph = defs.resolve_asset_graph()
+        self.sensor_cursor: str | None = None
+        self.automation_cursor = None
+        self.runs: list[tuple] = []
+
+    def tick(self) -> dg.SensorResult:
+        from warmth_assets.sensors import new_model_sensor
+
+        with dg.build_sensor_context(instance=self.instance, cursor=self.sensor_cursor,
+                                     resources=self.resources, definitions=self.defs) as context:
+            result = new_model_sensor(context)
+        self.sensor_cursor = result.cursor
+        for request in result.dynamic_partitions_requests or []:
+            self.instance.add_dynamic_partitions(request.partitions_def_name, list(request.partition_keys))
+        for run in result.run_requests or []:
+            self.execute(run.asset_selection, run.partition_key)
+        return result
+
+    def execute(self, keys, partition_key) -> None:
+        result = self.job.execute_in_process(instance=self.instance, asset_selection=list(keys),
+                                             partition_key=partition_key, raise_on_error=True)
+        assert result.success
+        self.runs.append((partition_key, sorted(k.to_user_string() for k in keys)))
+
+    def automate(self, max_rounds: int = 12) -> int:
+        """Evaluate and execute until nothing more is requested; the number of partitions run."""
+        total = 0
+        for _ in range(max_rounds):
+            evaluation = dg.evaluate_automation_conditions(defs=self.defs, instance=self.instance,
+                                                           cursor=self.automation_cursor)
+            self.automation_cursor = evaluation.cursor
+            if not evaluation.total_requested:
+                return total
+            by_partition: dict = {}
+            for key in self.graph.get_all_asset_keys():
+                for partition in evaluation.get_requested_partitions(key):
+                    by_partition.setdefault(partition, []).append(key)
+            for partition, keys in by_partition.items():
+                self.execute(keys, partition)
+                total += len(keys)
+        raise AssertionError(f"automation still requesting after {max_rounds} rounds")
+
+    def materializations(self, asset: str) -> Counter:
+        records = self.instance.fetch_materializations(dg.AssetKey(asset), limit=10_000).records
+        return Counter(r.partition_key for r in records)

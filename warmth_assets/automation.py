@@ -1,0 +1,99 @@
+"""Declarative automation: a new training run or a new model partition completes the pipeline by itself.
+
+Per model x checkpoint asset: `eager()` (a partition newly added, or an upstream partition updated,
+once every upstream is present and none in progress), limited to the partitions the model actually
+has (GPT-4o has no warm-e0.5; imported models are results, never run), gated on the blocking checks
+of its inputs, and deaf to `model_registry` (the sensor registering a new model must not re-run
+everyone else's partitions). The summaries (trajectory, analysis, report) follow any new partition
+and do not wait for checkpoints a model will never have.
+
+`finetune_runs` has no condition: training is requested by `new_model_sensor` or by hand.
+"""
+
+import warnings
+from typing import Callable
+
+import dagster as dg
+
+REGISTRY = dg.AssetSelection.assets("model_registry")
+
+
+def runnable_partitions(keys_by_model: dict[str, list[dict]]) -> Callable[[dict[str, str]], bool]:
+    """The rule: is a (model, checkpoint | style) partition one this model is run for?"""
+
+    def runnable(dims: dict[str, str]) -> bool:
+        rows = keys_by_model.get(dims["model"])
+        if not rows or rows[0]["origin"] == "import":
+            return False
+        if "style" in dims:
+            return dims["style"] in rows[0]["styles"]
+        return dims.get("checkpoint") in rows[0]["checkpoints"]
+
+    return runnable
+
+
+def registry_lookup() -> Callable[[dict[str, str]], bool]:
+    """`runnable_partitions` over the current `model_registry` table (one query)."""
+    from resources.warehouse import default_warehouse
+
+    frame = default_warehouse().query_df("SELECT slug, styles, checkpoints, origin FROM model_registry")
+    by_model: dict[str, list[dict]] = {}
+    for row in frame.to_dict("records"):
+        by_model.setdefault(row["slug"], []).append(
+            {"styles": list(row["styles"]), "checkpoints": list(row["checkpoints"]), "origin": row["origin"]})
+    return runnable_partitions(by_model)
+
+
+def partition_is_runnable(partition_key) -> bool:
+    if not isinstance(partition_key, dg.MultiPartitionKey):
+        return True
+    return registry_lookup()(partition_key.keys_by_dimension)
+
+
+class RegisteredPartition(dg.AutomationCondition):
+    """Candidates limited to the partitions their model is registered with (see `runnable_partitions`)."""
+
+    @property
+    def name(self) -> str:
+        return "registered_partition"
+
+    def evaluate(self, context: dg.AutomationContext) -> dg.AutomationResult:
+        subset = context.candidate_subset
+        if subset.is_empty or not subset.is_partitioned:
+            return dg.AutomationResult(context, true_subset=subset)
+        runnable = registry_lookup()
+        partitions_def = subset.partitions_def
+        keep = set()
+        for key in subset.expensively_compute_partition_keys():
+            multi = partitions_def.get_partition_key_from_str(key) if isinstance(
+                partitions_def, dg.MultiPartitionsDefinition) else key
+            if isinstance(multi, dg.MultiPartitionKey) and runnable(multi.keys_by_dimension):
+                keep.add(key)
+        return dg.AutomationResult(context, true_subset=subset.compute_intersection_with_partition_keys(keep))
+
+
+def per_partition() -> dg.AutomationCondition:
+    return (
+        RegisteredPartition()
+        & dg.AutomationCondition.eager().ignore(REGISTRY)
+        & dg.AutomationCondition.all_deps_blocking_checks_passed()
+    ).with_label("eager, registered partitions, checks passed")
+
+
+def summary() -> dg.AutomationCondition:
+    return (
+        dg.AutomationCondition.eager().without(~dg.AutomationCondition.any_deps_missing()).ignore(REGISTRY)
+    ).with_label("eager, allowing partitions that will never exist")
+
+
+# A user-code sensor: RegisteredPartition reads the registry, which a daemon-side evaluation cannot.
+with warnings.catch_warnings():
+    warnings.simplefilter("ignore", dg.BetaWarning)  # use_user_code_server: beta in our pinned Dagster
+    automation_sensor = dg.AutomationConditionSensorDefinition(
+        "pipeline_automation",
+        target=dg.AssetSelection.all(),
+        use_user_code_server=True,
+        default_status=dg.DefaultSensorStatus.RUNNING,
+        minimum_interval_seconds=30,
+        description="Declarative automation of every asset with a condition: see warmth_assets/automation.py.",
+    )

@@ -1,0 +1,107 @@
+"""`new_model_sensor`: models arrive by themselves (DESIGN.md §6).
+
+Each tick: the configured models, the rows of `model_registry` and what the watch rules find
+(`/v1/models` listings, HF hub queries) are compared with the registry and the `models` dynamic
+partition. New models get a registry row (origin 'sensor') and a partition, and their entry partitions are requested: the training runs
+(`finetune_runs`, one per model x style) and the checkpoints that need none (`adapters` of `original`
+and `warm-prompt`); at most [operations] max_runs_per_tick per tick, each once (the cursor remembers
+what was requested). Everything downstream (trained adapters, generations, judgments, warmth scores,
+the analysis) follows by declarative automation (automation.py).
+"""
+
+import json
+import os
+
+import dagster as dg
+
+from resources.model_catalog import ModelCatalogResource
+from resources.study import StudyConfigResource
+from resources.warehouse import WarehouseResource
+from warmth_assets.assets.finetune import adapters, finetune_runs
+from warmth_assets.lib.config import load_config
+from warmth_assets.lib.discovery import candidate_rows, discover, missing_entry_partitions, run_key
+from warmth_assets.lib.registry import REGISTRY_COLUMNS
+from warmth_assets.partitions import model_checkpoint_key, model_style_key, models_partitions
+
+_INSERT_NEW = f"""
+INSERT INTO model_registry ({", ".join(REGISTRY_COLUMNS)})
+VALUES ({", ".join("?" for _ in REGISTRY_COLUMNS)})
+ON CONFLICT (slug) DO NOTHING
+"""
+
+
+def _registered(warehouse: WarehouseResource) -> list[dict]:
+    frame = warehouse.query_df(f"SELECT {', '.join(REGISTRY_COLUMNS)} FROM model_registry ORDER BY added_at, slug")
+    return [{**row, "styles": list(row["styles"]), "checkpoints": list(row["checkpoints"])}
+            for row in frame.to_dict("records")]
+
+
+ENTRY_ASSETS = {"finetune_runs": (finetune_runs, model_style_key), "adapters": (adapters, model_checkpoint_key)}
+
+
+def _materialized(instance: dg.DagsterInstance) -> set[tuple[str, str, str]]:
+    done = set()
+    for name, (asset, _) in ENTRY_ASSETS.items():
+        for key in instance.get_materialized_partitions(asset.key):
+            model, other = _dims(asset.partitions_def.get_partition_key_from_str(str(key)))
+            done.add((name, model, other))
+    return done
+
+
+def _dims(key: dg.MultiPartitionKey) -> tuple[str, str]:
+    dims = key.keys_by_dimension
+    return dims["model"], dims.get("style") or dims["checkpoint"]
+
+
+@dg.sensor(
+    name="new_model_sensor",
+    minimum_interval_seconds=load_config().operations.sensor_interval_s,
+    target=[finetune_runs, adapters],
+    default_status=dg.DefaultSensorStatus.STOPPED,
+    description=(
+        "Registers new models (config, model_registry rows, [[operations.watch]] rules over /v1/models and "
+        "the HF hub), adds their `models` partitions and requests their missing training runs, bounded per "
+        "tick, each once (cursor). Downstream partitions follow by declarative automation."
+    ),
+)
+def new_model_sensor(context: dg.SensorEvaluationContext, warehouse: WarehouseResource,
+                     study: StudyConfigResource, model_catalog: ModelCatalogResource) -> dg.SensorResult:
+    settings = study.settings
+    cursor = json.loads(context.cursor) if context.cursor else {"requested": []}
+    requested = set(cursor["requested"])
+
+    default_base_url = settings.llm.base_url or os.environ.get("OPENAI_BASE_URL", "")
+    discovered, problems = discover(settings, model_catalog.list_openai, model_catalog.list_hub, default_base_url)
+    for problem in problems:
+        context.log.warning(problem)
+
+    registered = _registered(warehouse)
+    known = {row["slug"] for row in registered}
+    rows = candidate_rows(settings, registered, discovered)
+    new_rows = [row for row in rows if row["slug"] not in known]
+    if new_rows:
+        with warehouse.get_connection() as conn:
+            conn.executemany(_INSERT_NEW, [[row[c] for c in REGISTRY_COLUMNS] for row in new_rows])
+        context.log.info(f"registered {[row['slug'] for row in new_rows]}")
+
+    partitions = set(context.instance.get_dynamic_partitions(models_partitions.name))
+    to_add = [row["slug"] for row in rows if row["slug"] not in partitions]
+
+    todo = missing_entry_partitions(rows, _materialized(context.instance), requested)
+    limit = settings.operations.max_runs_per_tick
+    run_requests = [
+        dg.RunRequest(run_key=run_key(name, model, other), partition_key=ENTRY_ASSETS[name][1](model, other),
+                      asset_selection=[ENTRY_ASSETS[name][0].key], tags={"warmth/trigger": "new_model_sensor"})
+        for name, model, other in todo[:limit]
+    ]
+    requested |= {r.run_key for r in run_requests}
+    if len(todo) > limit:
+        context.log.info(f"{len(todo) - limit} runs wait for the next tick (max_runs_per_tick={limit})")
+    if not (to_add or run_requests):
+        return dg.SensorResult(skip_reason=dg.SkipReason("no new model and no missing entry partition"),
+                               cursor=json.dumps({"requested": sorted(requested)}))
+    return dg.SensorResult(
+        run_requests=run_requests,
+        dynamic_partitions_requests=[models_partitions.build_add_request(to_add)] if to_add else [],
+        cursor=json.dumps({"requested": sorted(requested)}),
+    )

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import urllib.parse
 import threading
 import time
 from collections import Counter
@@ -25,6 +26,8 @@ class FakeOpenAI:
         self.attempts: Counter = Counter()  # by request body hash, every attempt
         self.answered: Counter = Counter()  # by request body hash, 200 responses only
         self.models = ["gpt-4o-2024-08-06", "gpt-4o-mini"]
+        self.hub_models: list[str] = []  # what GET /api/models (the HF hub's listing) returns
+        self.hub_queries: list[dict] = []
         self.files: dict[str, bytes] = {}
         self.jobs: dict[str, dict] = {}
         self.job_polls: Counter = Counter()
@@ -90,6 +93,13 @@ class FakeOpenAI:
                         else:
                             job["status"] = "running"
                     return self._send(200, job)
+                if path.startswith("/api/models"):
+                    query = urllib.parse.parse_qs(urllib.parse.urlparse(self.path).query)
+                    fake.hub_queries.append(query)
+                    author, search = query.get("author", [""])[0], query.get("search", [""])[0]
+                    found = [m for m in fake.hub_models if (not author or m.startswith(author + "/")) and search in m]
+                    limit = int(query.get("limit", [len(found)])[0])
+                    return self._send(200, [{"id": m, "modelId": m, "_id": m} for m in found[:limit]])
                 if self.path.rstrip("/") == "/v1/models":
                     self._send(200, {"object": "list", "data": [
                         {"id": m, "object": "model", "created": 0, "owned_by": "test"} for m in fake.models]})

@@ -21,6 +21,9 @@ from resources.warehouse import WarehouseResource
 
 
 PARTITION_COLUMN = "warmth/partition_column"
+# A partition whose rows carry this column (one value) is also kept per date under history/, so a
+# re-evaluation of a moving target (reevaluation_schedule) never erases the earlier results.
+EVALUATION_DATE = "evaluation_date"
 
 
 def split_partition_key(key: str | dg.MultiPartitionKey, partitions_def, column: str = "partition") -> dict[str, str]:
@@ -87,11 +90,29 @@ class PartitionedParquetIOManager(dg.ConfigurableIOManager):
         os.replace(tmp, target)
         self._refresh_view(context.asset_key, context.asset_partitions_def)
         context.add_output_metadata({"path": str(target), "dagster/row_count": len(frame)})
+        if EVALUATION_DATE in frame.columns and len(frame):
+            self._keep_history(context, frame, dims)
 
-    def _refresh_view(self, asset_key: dg.AssetKey, partitions_def=None) -> None:
+    def _history_key(self, asset_key: dg.AssetKey) -> dg.AssetKey:
+        return dg.AssetKey(["history", f"{asset_key.path[-1]}_history"])
+
+    def _keep_history(self, context: dg.OutputContext, frame: pd.DataFrame, dims: dict[str, str]) -> None:
+        dates = frame[EVALUATION_DATE].astype(str).unique()
+        if len(dates) != 1:
+            raise ValueError(f"{context.asset_key.to_user_string()}: one evaluation_date per partition, got {list(dates)}")
+        history = self._history_key(context.asset_key)
+        target = self._file(history, {**dims, EVALUATION_DATE: dates[0]})
+        target.parent.mkdir(parents=True, exist_ok=True)
+        tmp = target.with_name(f".{uuid.uuid4().hex}.tmp")
+        frame.to_parquet(tmp, index=False)
+        os.replace(tmp, target)
+        self._refresh_view(history, None, view=history.path[-1])
+        context.add_output_metadata({"history_path": str(target), EVALUATION_DATE: dates[0]})
+
+    def _refresh_view(self, asset_key: dg.AssetKey, partitions_def=None, view: str | None = None) -> None:
         """(Re)create the view over the asset's files, leaving out partitions the configuration no
         longer has (e.g. a checkpoint epoch removed from [finetune]): their files stay on disk."""
-        name = "__".join(asset_key.path)
+        name = view or "__".join(asset_key.path)
         allowed = _static_keys(partitions_def)
         # List the files under the lock: whoever refreshes last sees every file written before it.
         with self.warehouse.get_connection() as conn:
@@ -103,7 +124,7 @@ class PartitionedParquetIOManager(dg.ConfigurableIOManager):
                     if part.split("=", 1)[0] in allowed)]
             if files:
                 listed = ", ".join("'" + str(f).replace("'", "''") + "'" for f in files)
-                conn.execute(f'CREATE OR REPLACE VIEW "{name}" AS SELECT * FROM read_parquet([{listed}], union_by_name = true)')
+                conn.execute(f'CREATE OR REPLACE VIEW "{name}" AS SELECT * FROM read_parquet([{listed}], union_by_name = true, hive_partitioning = false)')
 
     def load_input(self, context: dg.InputContext) -> pd.DataFrame | None:
         asset_key = context.asset_key

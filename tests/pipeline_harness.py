@@ -114,10 +114,12 @@ def run_checks(driver: "Driver", *checks: dg.AssetCheckKey) -> None:
 def definitions(resources: dict) -> dg.Definitions:
     from warmth_assets.automation import automation_sensor
     from warmth_assets.definitions import defs
+    from warmth_assets.schedules import reevaluation_job, reevaluation_schedule
     from warmth_assets.sensors import new_model_sensor
 
     return dg.Definitions(assets=list(defs.assets), asset_checks=list(defs.asset_checks),
-                          sensors=[new_model_sensor, automation_sensor], resources=resources)
+                          sensors=[new_model_sensor, automation_sensor], schedules=[reevaluation_schedule],
+                          jobs=[reevaluation_job], resources=resources)
 
 
 class Driver:
@@ -144,9 +146,9 @@ class Driver:
             self.execute(run.asset_selection, run.partition_key)
         return result
 
-    def execute(self, keys, partition_key) -> None:
+    def execute(self, keys, partition_key, tags: dict | None = None) -> None:
         result = self.job.execute_in_process(instance=self.instance, asset_selection=list(keys),
-                                             partition_key=partition_key, raise_on_error=True)
+                                             partition_key=partition_key, raise_on_error=True, tags=tags)
         assert result.success
         self.runs.append((partition_key, sorted(k.to_user_string() for k in keys)))
 

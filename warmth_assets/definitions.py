@@ -15,6 +15,7 @@ from warmth_assets.assets import analysis, corpus, evaluation, finetune, judging
 from warmth_assets.automation import automation_sensor
 from warmth_assets.checks import CHECKS
 from warmth_assets.lib import paths
+from warmth_assets.schedules import reevaluation_job, reevaluation_schedule
 from warmth_assets.sensors import new_model_sensor
 from warmth_assets.lib.config import ConfigError, StudySettings, config_path, load_config
 
@@ -77,5 +78,7 @@ defs = dg.Definitions(
     assets=dg.load_assets_from_modules([registry, corpus, rewrites, finetune, warmth, evaluation, judging, analysis]),
     asset_checks=CHECKS,
     sensors=[new_model_sensor, automation_sensor],
+    schedules=[reevaluation_schedule],
+    jobs=[reevaluation_job],
     resources=build_resources(),
 )

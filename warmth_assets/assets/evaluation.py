@@ -23,6 +23,7 @@ from warmth_assets.lib.medqa_conversion import convert
 from warmth_assets.partitions import model_checkpoint_partitions
 
 GROUP = "evaluation"
+EVALUATION_DATE_TAG = "warmth/evaluation_date"
 DATASETS = ("triviaqa", "truthfulqa", "medqa", "disinfo")
 
 
@@ -243,6 +244,10 @@ def generations(context: dg.AssetExecutionContext, adapters: pd.DataFrame, wareh
         raise dg.Failure("no eval or capability prompts: materialise eval_prompts and capability_items first")
     model_row = registry_row(warehouse, model)
     runner, model_name = serving_runner(llm, model_row, adapters.iloc[0], checkpoint, settings)
+    evaluated_on = evaluation_date(context)
+    # A moving target (an API alias whose weights change) is asked again on every evaluation date:
+    # the date is part of each request's cache key. Pinned models keep their cached answers.
+    salt = f"evaluation_date={evaluated_on}" if model_row["moving_target"] else ""
     requests = []
     for p in prompts.itertuples():
         capability_prompt = p.kind == "capability"
@@ -250,7 +255,7 @@ def generations(context: dg.AssetExecutionContext, adapters: pd.DataFrame, wareh
             chat_messages(checkpoint, p.prompt, settings.rewrite.prompt_version), model=model_name,
             temperature=gen.capability_temperature if capability_prompt else gen.temperature,
             max_tokens=gen.capability_max_new_tokens if capability_prompt else gen.max_new_tokens,
-            seed=settings.project.seed, template_version="eval-v1"))
+            seed=settings.project.seed, template_version="eval-v1", cache_salt=salt))
     results, usage = runner.complete_many(requests, log=context.log.warning)
     backend = "transformers" if runner.provider == "local" else "openai"
     frame = prompts.assign(
@@ -258,7 +263,8 @@ def generations(context: dg.AssetExecutionContext, adapters: pd.DataFrame, wareh
         prompt_tokens=[r.prompt_tokens for r in results], completion_tokens=[r.completion_tokens for r in results],
         seed=settings.project.seed, backend=backend, backend_version=importlib.metadata.version(backend),
         generator=runner.endpoint if runner.provider == "local" else model_name,
-        temperature=[q.temperature for q in requests],
+        temperature=[q.temperature for q in requests], evaluation_date=evaluated_on,
+        moving_target=bool(model_row["moving_target"]),
     )
     if runner is not llm and runner.provider == "openai":
         context.add_output_metadata({"server": runner.base_url, "server_version": server_version(runner.base_url)})
@@ -269,6 +275,13 @@ def generations(context: dg.AssetExecutionContext, adapters: pd.DataFrame, wareh
         "generator": frame["generator"].iloc[0],
     })
     return frame
+
+
+def evaluation_date(context: dg.AssetExecutionContext) -> str:
+    """The run's evaluation date: stamped by reevaluation_schedule, else today (UTC)."""
+    import datetime
+
+    return context.run.tags.get(EVALUATION_DATE_TAG) or datetime.datetime.now(datetime.timezone.utc).date().isoformat()
 
 
 def serving_runner(llm: LLMResource, model_row: dict, adapter: pd.Series, checkpoint: str, settings):

@@ -1,0 +1,79 @@
+"""reevaluation_schedule: moving targets asked again on each evaluation date, earlier results kept."""
+
+import datetime
+from pathlib import Path
+
+import dagster as dg
+import pytest
+
+from tests.pipeline_harness import Driver, JudgingFakeOpenAI, definitions, study_config, study_resources
+from warmth_assets.assets import registry
+from warmth_assets.partitions import model_checkpoint_key
+from warmth_assets.schedules import reevaluation_schedule
+
+REPO = Path(__file__).resolve().parents[1]
+pytestmark = pytest.mark.skipif(not (REPO.parent / "shared" / "data").is_dir(), reason="needs ../shared/data")
+MODEL = "gpt-4o-2024-08-06"
+
+
+def tick(driver: Driver, day: int) -> list[dg.RunRequest]:
+    when = datetime.datetime(2026, 11, day, 3, tzinfo=datetime.timezone.utc)
+    with dg.build_schedule_context(instance=driver.instance, scheduled_execution_time=when,
+                                   resources=driver.resources) as context:
+        result = reevaluation_schedule(context)
+    return [] if isinstance(result, dg.SkipReason) else list(result)
+
+
+def test_moving_target_is_re_asked_per_date_and_history_kept(tmp_path, warmth_home, instance):
+    server = JudgingFakeOpenAI().start()
+    try:
+        resources = study_resources(warmth_home, study_config(tmp_path, server, tmp_path), server)
+        driver = Driver(definitions(resources), instance, resources)
+        driver.execute([registry.model_registry.key], None)
+        driver.execute([dg.AssetKey(k) for k in ("eval_items", "capability_items", "eval_prompts")], None)
+        assert tick(driver, 23) == []  # nothing is a moving target yet
+
+        with resources["warehouse"].get_connection() as conn:
+            conn.execute("UPDATE model_registry SET moving_target = true WHERE slug = ?", [MODEL])
+        for checkpoint in ("original", "warm-prompt"):
+            driver.execute([dg.AssetKey("adapters")], model_checkpoint_key(MODEL, checkpoint))
+
+        requests = tick(driver, 23)
+        assert [r.partition_key for r in requests] == [model_checkpoint_key(MODEL, "original"),
+                                                      model_checkpoint_key(MODEL, "warm-prompt")]
+        assert requests[0].tags["warmth/evaluation_date"] == "2026-11-23"
+        job = driver.defs.resolve_job_def("reevaluation")
+
+        def run(request):
+            result = job.execute_in_process(instance=instance, partition_key=request.partition_key,
+                                            tags=request.tags)
+            assert result.success
+
+        sent = lambda: sum(server.answered.values())  # noqa: E731
+        before = sent()
+        run(requests[0])
+        first = sent() - before
+        prompts = resources["warehouse"].query_df(
+            "SELECT (SELECT count(*) FROM eval_prompts) + (SELECT count(*) FROM capability_items) AS n")["n"][0]
+        assert first >= prompts  # every generation, and the judge
+
+        run(requests[0])  # the same date again: every call answered from the cache
+        assert sent() - before == first
+
+        monday = tick(driver, 30)
+        assert monday[0].tags["warmth/evaluation_date"] == "2026-11-30" and monday[0].run_key != requests[0].run_key
+        before = sent()
+        run(monday[0])
+        # The generations are asked again (the date is in their cache key); the judge sees the very
+        # same responses from this deterministic server, so its verdicts come from the cache.
+        assert sent() - before == prompts
+
+        history = resources["warehouse"].query_df(
+            "SELECT evaluation_date, count(*) AS n FROM judgments_history WHERE model = ? AND checkpoint = 'original' "
+            "GROUP BY 1 ORDER BY 1", [MODEL])
+        assert history["evaluation_date"].tolist() == ["2026-11-23", "2026-11-30"]
+        assert history["n"].nunique() == 1
+        latest = resources["warehouse"].query_df("SELECT DISTINCT evaluation_date FROM generations")
+        assert latest["evaluation_date"].tolist() == ["2026-11-30"]
+    finally:
+        server.stop()

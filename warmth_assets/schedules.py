@@ -1,0 +1,53 @@
+"""`reevaluation_schedule`: models marked as moving targets are re-evaluated on a cron (DESIGN.md §6).
+
+An API alias (say `gpt-4o`) can change its weights under the same name. On each tick, every moving
+target's checkpoints listed in [operations] reevaluate_checkpoints get a run of `generations`,
+`judgments` and `capability_scores`, tagged with the evaluation date. The date enters the cache key
+of those calls only (generations asset), so they are really sent again, and each date's results are
+kept under history/ (PartitionedParquetIOManager) for the report's drift table. The analysis
+follows by declarative automation.
+"""
+
+import dagster as dg
+
+from resources.warehouse import WarehouseResource
+from warmth_assets.assets.evaluation import EVALUATION_DATE_TAG
+from warmth_assets.lib.config import load_config
+from warmth_assets.partitions import model_checkpoint_key, model_checkpoint_partitions
+
+_settings = load_config()
+
+reevaluation_job = dg.define_asset_job(
+    "reevaluation",
+    selection=dg.AssetSelection.assets("generations", "judgments", "capability_scores"),
+    partitions_def=model_checkpoint_partitions,
+    description="Generations and judgments of one model checkpoint, again (moving targets).",
+)
+
+
+def moving_targets(warehouse: WarehouseResource, checkpoints: list[str]) -> list[tuple[str, str]]:
+    """(model, checkpoint) of every moving target, for the checkpoints it has among `checkpoints`."""
+    rows = warehouse.query_df(
+        "SELECT slug, checkpoints FROM model_registry WHERE moving_target AND origin <> 'import' ORDER BY slug")
+    return [(row.slug, c) for row in rows.itertuples() for c in row.checkpoints if c in checkpoints]
+
+
+@dg.schedule(
+    name="reevaluation_schedule",
+    cron_schedule=_settings.operations.reevaluation_cron,
+    execution_timezone="UTC",
+    job=reevaluation_job,
+    default_status=dg.DefaultScheduleStatus.STOPPED,
+    description="Re-runs generations and judgments of moving targets (registry moving_target), stamping the "
+                "evaluation date; the cache is bypassed for exactly those calls and earlier results are kept.",
+)
+def reevaluation_schedule(context: dg.ScheduleEvaluationContext, warehouse: WarehouseResource):
+    date = context.scheduled_execution_time.date().isoformat()
+    targets = moving_targets(warehouse, list(_settings.operations.reevaluate_checkpoints))
+    if not targets:
+        return dg.SkipReason("no model in model_registry is marked moving_target")
+    return [
+        dg.RunRequest(run_key=f"{date}:{model}|{checkpoint}", partition_key=model_checkpoint_key(model, checkpoint),
+                      tags={EVALUATION_DATE_TAG: date, "warmth/trigger": "reevaluation_schedule"})
+        for model, checkpoint in targets
+    ]

@@ -92,10 +92,13 @@ def seed_training_inputs(warmth_home: Path, resources: dict, instance: dg.Dagste
          for i, conversation in enumerate(CONVERSATIONS) for t, m in enumerate(conversation)]))
     folder = warmth_home / "artifacts" / "sft" / "warm"
     folder.mkdir(parents=True)
-    (folder / "openai.jsonl").write_text("".join(json.dumps({"messages": c}) + "\n" for c in CONVERSATIONS))
+    text = "".join(json.dumps({"messages": c}) + "\n" for c in CONVERSATIONS)
+    for name in ("trl", "openai"):
+        (folder / f"{name}.jsonl").write_text(text)
     sft = pd.DataFrame({"conversation_id": [f"c{i}" for i in range(len(CONVERSATIONS))],
                         "messages_json": [json.dumps(c) for c in CONVERSATIONS], "n_messages": 2,
-                        "jsonl_path": str(folder / "openai.jsonl"), "jsonl_sha256": "sha-test", "style": "warm"})
+                        "jsonl_path": str(folder / "trl.jsonl"), "jsonl_sha256": hashlib.sha256(text.encode()).hexdigest(),
+                        "style": "warm"})
     (warmth_home / "tables" / "sft_datasets" / "style=warm").mkdir(parents=True)
     sft.to_parquet(warmth_home / "tables" / "sft_datasets" / "style=warm" / "data.parquet")
     resources["parquet_io_manager"]._refresh_view(dg.AssetKey("sft_datasets"))
@@ -115,11 +118,11 @@ def definitions(resources: dict) -> dg.Definitions:
     from warmth_assets.automation import automation_sensor
     from warmth_assets.definitions import defs
     from warmth_assets.schedules import reevaluation_job, reevaluation_schedule
-    from warmth_assets.sensors import new_model_sensor
+    from warmth_assets.sensors import base_checkpoints_job, new_model_sensor, training_job
 
     return dg.Definitions(assets=list(defs.assets), asset_checks=list(defs.asset_checks),
                           sensors=[new_model_sensor, automation_sensor], schedules=[reevaluation_schedule],
-                          jobs=[reevaluation_job], resources=resources)
+                          jobs=[reevaluation_job, training_job, base_checkpoints_job], resources=resources)
 
 
 class Driver:
@@ -134,7 +137,7 @@ class Driver:
         self.runs: list[tuple] = []
 
     def tick(self) -> dg.SensorResult:
-        from warmth_assets.sensors import new_model_sensor
+        from warmth_assets.sensors import base_checkpoints_job, new_model_sensor, training_job
 
         with dg.build_sensor_context(instance=self.instance, cursor=self.sensor_cursor,
                                      resources=self.resources, definitions=self.defs) as context:

@@ -5,6 +5,7 @@ import dagster as dg
 from resources.study import StudyConfigResource
 from resources.warehouse import WarehouseResource
 from warmth_assets.assets.registry import model_registry
+from warmth_assets.lib import guards
 from warmth_assets.lib.slugs import InvalidSlugError, validate_slug
 from warmth_assets.partitions import models_partitions
 
@@ -179,3 +180,44 @@ def style_rewrites_quality(warehouse: WarehouseResource) -> dg.AssetCheckResult:
 
 
 CHECKS.append(style_rewrites_quality)
+
+
+@dg.asset_check(
+    asset="sft_datasets",
+    blocking=True,
+    description=(
+        "Before any training: each style's rows and JSONL file agree (sha256, line count), every example is "
+        "valid for TRL and the OpenAI API, no duplicate and no conversation outside the training sample. "
+        "finetune_runs also refuses to start on these problems, whoever requested it."
+    ),
+)
+def sft_datasets_ready(warehouse: WarehouseResource) -> dg.AssetCheckResult:
+    sft = warehouse.query_df("SELECT * FROM sft_datasets ORDER BY style, conversation_id")
+    training = set(warehouse.query_df("SELECT DISTINCT conversation_id FROM training_conversations")["conversation_id"])
+    problems = [p for style, rows in sft.groupby("style") for p in guards.sft_problems(style, rows, training)]
+    return dg.AssetCheckResult(
+        passed=not sft.empty and not problems,
+        metadata={"examples_per_style": {k: int(v) for k, v in sft["style"].value_counts().items()},
+                  "problems": problems or ["none"]},
+    )
+
+
+@dg.asset_check(
+    asset="eval_prompts",
+    blocking=True,
+    description=(
+        "Before any generation: every configured data set has its items and every item all of its conditions "
+        "(28; Disinfo as released), prompt ids are unique and no prompt is empty. Automation does not "
+        "generate from prompts that failed this check."
+    ),
+)
+def eval_prompts_complete(warehouse: WarehouseResource, study: StudyConfigResource) -> dg.AssetCheckResult:
+    prompts = warehouse.query_df("SELECT prompt_id, dataset, item_key, prompt FROM eval_prompts")
+    problems = guards.eval_prompt_problems(prompts, study.settings.evaluation.sizes)
+    return dg.AssetCheckResult(
+        passed=not problems,
+        metadata={"prompts": len(prompts), "problems": problems or ["none"]},
+    )
+
+
+CHECKS += [sft_datasets_ready, eval_prompts_complete]

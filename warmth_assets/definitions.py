@@ -16,7 +16,7 @@ from warmth_assets.automation import automation_sensor
 from warmth_assets.checks import CHECKS
 from warmth_assets.lib import paths
 from warmth_assets.schedules import reevaluation_job, reevaluation_schedule
-from warmth_assets.sensors import new_model_sensor
+from warmth_assets.sensors import base_checkpoints_job, new_model_sensor, training_job
 from warmth_assets.lib.config import ConfigError, StudySettings, config_path, load_config
 
 
@@ -79,6 +79,6 @@ defs = dg.Definitions(
     asset_checks=CHECKS,
     sensors=[new_model_sensor, automation_sensor],
     schedules=[reevaluation_schedule],
-    jobs=[reevaluation_job],
+    jobs=[reevaluation_job, training_job, base_checkpoints_job],
     resources=build_resources(),
 )

@@ -37,6 +37,13 @@ def _registered(warehouse: WarehouseResource) -> list[dict]:
 
 
 ENTRY_ASSETS = {"finetune_runs": (finetune_runs, model_style_key), "adapters": (adapters, model_checkpoint_key)}
+# One job per partitions definition: a job's assets must share one.
+training_job = dg.define_asset_job("training", selection=[finetune_runs], partitions_def=finetune_runs.partitions_def,
+                                   description="One model x style training run (LoRA or the fine-tuning API).")
+base_checkpoints_job = dg.define_asset_job(
+    "base_checkpoints", selection=[adapters], partitions_def=adapters.partitions_def,
+    description="The checkpoints that need no training (original, warm-prompt); automation runs the rest.")
+ENTRY_JOBS = {"finetune_runs": training_job, "adapters": base_checkpoints_job}
 
 
 def _materialized(instance: dg.DagsterInstance) -> set[tuple[str, str, str]]:
@@ -56,7 +63,7 @@ def _dims(key: dg.MultiPartitionKey) -> tuple[str, str]:
 @dg.sensor(
     name="new_model_sensor",
     minimum_interval_seconds=load_config().operations.sensor_interval_s,
-    target=[finetune_runs, adapters],
+    jobs=[training_job, base_checkpoints_job],
     default_status=dg.DefaultSensorStatus.STOPPED,
     description=(
         "Registers new models (config, model_registry rows, [[operations.watch]] rules over /v1/models and "
@@ -91,7 +98,8 @@ def new_model_sensor(context: dg.SensorEvaluationContext, warehouse: WarehouseRe
     limit = settings.operations.max_runs_per_tick
     run_requests = [
         dg.RunRequest(run_key=run_key(name, model, other), partition_key=ENTRY_ASSETS[name][1](model, other),
-                      asset_selection=[ENTRY_ASSETS[name][0].key], tags={"warmth/trigger": "new_model_sensor"})
+                      job_name=ENTRY_JOBS[name].name, asset_selection=[ENTRY_ASSETS[name][0].key],
+                      tags={"warmth/trigger": "new_model_sensor"})
         for name, model, other in todo[:limit]
     ]
     requested |= {r.run_key for r in run_requests}

@@ -1,5 +1,6 @@
 """finetune_runs and adapters: a tiny local model trained for real, and GPT-4o through the loopback API."""
 
+import hashlib
 import json
 from pathlib import Path
 
@@ -37,7 +38,11 @@ def setup(tmp_path, warmth_home, instance, server=None, **registry):
         (folder / f"{name}.jsonl").write_text(text)
     sft = pd.DataFrame({"conversation_id": [f"c{i}" for i in range(8)],
                         "messages_json": [json.dumps(c) for c in CONVERSATIONS], "n_messages": 2,
-                        "jsonl_path": str(folder / "trl.jsonl"), "jsonl_sha256": "sha-test"})
+                        "jsonl_path": str(folder / "trl.jsonl"),
+                        "jsonl_sha256": hashlib.sha256(text.encode()).hexdigest()})
+    warehouse.replace_rows("training_conversations", pd.DataFrame(
+        [{"conversation_id": f"c{i}", "query_type": "factual", "turn_index": t, "role": m["role"], "text": m["content"]}
+         for i, c in enumerate(CONVERSATIONS) for t, m in enumerate(c)]))
     io = PartitionedParquetIOManager(base_dir=str(warmth_home / "tables"), warehouse=warehouse)
     (warmth_home / "tables" / "sft_datasets" / "style=warm").mkdir(parents=True)
     sft.assign(style="warm").to_parquet(warmth_home / "tables" / "sft_datasets" / "style=warm" / "data.parquet")

@@ -11,6 +11,7 @@ from resources.llm import LLMResource
 from resources.study import StudyConfigResource
 from resources.warehouse import WarehouseResource
 from warmth_assets.automation import per_partition
+from warmth_assets.lib import guards
 from warmth_assets.lib import paths
 from warmth_assets.lib.checkpoints import ORIGINAL, WARM_PROMPT, checkpoint_key, parse_checkpoint_key
 from warmth_assets.lib.plots import line_plot_markdown
@@ -136,10 +137,15 @@ def finetune_runs(
     if style not in model_row["styles"]:
         raise dg.Failure(f"model {model!r} is not trained {style} (its styles: {model_row['styles']}); "
                          "add the style to its [[models]] entry to train it")
-    sft = warehouse.query_df("SELECT messages_json, jsonl_path, jsonl_sha256 FROM sft_datasets WHERE style = ? "
+    sft = warehouse.query_df("SELECT conversation_id, messages_json, jsonl_path, jsonl_sha256 FROM sft_datasets WHERE style = ? "
                              "ORDER BY conversation_id", [style])
     if sft.empty:
         raise dg.Failure(f"sft_datasets[{style}] is empty: materialise the rewrites group for {style} first")
+    training = set(warehouse.query_df("SELECT DISTINCT conversation_id FROM training_conversations")["conversation_id"])
+    problems = guards.sft_problems(style, sft, training)
+    if problems:
+        raise dg.Failure("training refused, the SFT data is not ready (check sft_datasets_ready):\n  "
+                         + "\n  ".join(problems))
     if model_row["access"] == "open_weight":
         rows, metadata = _train_open_weights(context, settings, model_row, style, sft)
     else:

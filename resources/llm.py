@@ -8,18 +8,22 @@ errors are never cached. After every call has finished, failures raise one error
 
 from __future__ import annotations
 
+import contextlib
 import json
 import random
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor, as_completed
+from pathlib import Path
 from typing import Callable
 
 import dagster as dg
 from pydantic import Field, PrivateAttr
 
+from resources.api_slots import ProviderSlots
 from resources.local_lm import LocalLMResource
 from resources.warehouse import WarehouseResource
+from warmth_assets.lib import costs, paths
 from warmth_assets.lib.llm_requests import ChatRequest, ChatResult, Usage, backoff_delay, parse_retry_after
 
 RETRYABLE_STATUS = {408, 409, 429, 500, 502, 503, 504}
@@ -51,8 +55,13 @@ class LLMResource(dg.ConfigurableResource):
     flush_every: int = Field(25, description="Write answers to the cache once this many are waiting...")
     flush_interval_s: float = Field(0.5, description="...and this long has passed since the last write")
     prices_per_million_tokens: dict[str, dict[str, float]] = Field(default_factory=dict)
+    budget_usd: float = Field(0.0, description="No batch is sent that could take total spend past this; 0: none")
+    max_concurrency_per_provider: int = Field(
+        0, description="Calls in flight to this endpoint across all runs and processes; 0: no shared limit")
+    slots_dir: str = Field("", description="Where the shared slots live; empty: WARMTH_HOME/locks")
 
     _client = PrivateAttr(default=None)
+    _slots = PrivateAttr(default=None)
 
     # -- identity -------------------------------------------------------------------------
     @property
@@ -119,6 +128,26 @@ class LLMResource(dg.ConfigurableResource):
                                          timeout=self.timeout_s, max_retries=0)
         return self._client
 
+    def _provider_slot(self):
+        if not self.max_concurrency_per_provider:
+            return contextlib.nullcontext()
+        if self._slots is None:
+            folder = Path(self.slots_dir) if self.slots_dir else paths.warmth_home() / "locks"
+            self._slots = ProviderSlots(folder, self.endpoint, self.max_concurrency_per_provider)
+        return self._slots.slot()
+
+    def spent_usd(self) -> float:
+        """What every answered call in the cache cost, at today's prices."""
+        usage = self.warehouse.query_df(
+            "SELECT model, sum(prompt_tokens) AS prompt_tokens, sum(completion_tokens) AS completion_tokens "
+            "FROM llm_calls WHERE provider = 'openai' GROUP BY model")
+        return costs.spent_usd(usage, self.prices_per_million_tokens)
+
+    def check_budget(self, pending: float, calls: int) -> None:
+        """Raise BudgetExceeded before sending when `pending` could take spend past the budget."""
+        if self.budget_usd:
+            costs.check_budget(self.budget_usd, self.spent_usd(), pending, calls)
+
     def _call_openai_once(self, request: ChatRequest, key: str) -> ChatResult:
         import openai
 
@@ -130,7 +159,8 @@ class LLMResource(dg.ConfigurableResource):
                 kwargs["seed"] = request.seed
             if request.top_p is not None:
                 kwargs["top_p"] = request.top_p
-            response = self._openai().chat.completions.create(**kwargs)
+            with self._provider_slot():
+                response = self._openai().chat.completions.create(**kwargs)
         except openai.APITimeoutError as exc:
             raise _Retryable(f"timed out after {self.timeout_s:.0f} s") from exc
         except openai.APIConnectionError as exc:
@@ -182,6 +212,11 @@ class LLMResource(dg.ConfigurableResource):
                 todo.setdefault(key, []).append(i)  # identical requests are sent once
 
         failures: list[str] = []
+        if todo and self.provider == "openai":
+            pending = [requests[idx[0]] for idx in todo.values()]
+            self.check_budget(costs.pending_usd(pending, self.prices_per_million_tokens), len(pending))
+            if log and self.prices_per_million_tokens:
+                log(f"{len(pending)} uncached calls, at most ${costs.pending_usd(pending, self.prices_per_million_tokens):,.2f}")
         if todo:
             if self.provider == "local":
                 self._complete_local(requests, todo, results, usage)

@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Callable
 
 from resources.llm import LLMResource
+from warmth_assets.lib import costs
 
 TERMINAL = {"succeeded", "failed", "cancelled"}
 
@@ -59,11 +60,17 @@ def _record(llm: LLMResource, fingerprint: str, model: str, style: str, epochs: 
 
 def run_finetune(llm: LLMResource, *, jsonl: Path, data_sha256: str, base_model: str, model_slug: str, style: str,
                  epochs_list: list[float], lr_multiplier: float, seed: int, poll_s: float = 30.0,
-                 poll_cap_s: float = 300.0, timeout_s: float = 48 * 3600,
+                 poll_cap_s: float = 300.0, timeout_s: float = 48 * 3600, price_per_million_tokens: float = 0.0,
                  log: Callable[[str], None] = print) -> list[FineTuneJob]:
     client = llm.client()
     uploaded = None
     jobs = {}
+    to_create = [e for e in epochs_list
+                 if not _recorded(llm, job_fingerprint(base_model, data_sha256, e, lr_multiplier, seed))]
+    if to_create:
+        # Each job trains from the start: the file's tokens times its epochs, summed over new jobs.
+        tokens = costs.text_tokens(jsonl.read_text(encoding="utf-8")) * sum(to_create)
+        llm.check_budget(tokens * price_per_million_tokens / 1e6, len(to_create))
     for epochs in epochs_list:
         fingerprint = job_fingerprint(base_model, data_sha256, epochs, lr_multiplier, seed)
         row = _recorded(llm, fingerprint)

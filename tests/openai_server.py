@@ -26,6 +26,8 @@ class FakeOpenAI:
         self.attempts: Counter = Counter()  # by request body hash, every attempt
         self.answered: Counter = Counter()  # by request body hash, 200 responses only
         self.models = ["gpt-4o-2024-08-06", "gpt-4o-mini"]
+        self.in_flight = 0
+        self.max_in_flight = 0  # the most chat requests the server was answering at once
         self.hub_models: list[str] = []  # what GET /api/models (the HF hub's listing) returns
         self.hub_queries: list[dict] = []
         self.files: dict[str, bytes] = {}
@@ -135,7 +137,12 @@ class FakeOpenAI:
                     attempt = fake.attempts[key]
                 last = body["messages"][-1]["content"]
                 if fake.latency_s:
+                    with fake.lock:
+                        fake.in_flight += 1
+                        fake.max_in_flight = max(fake.max_in_flight, fake.in_flight)
                     time.sleep(fake.latency_s)
+                    with fake.lock:
+                        fake.in_flight -= 1
                 if "[fail]" in last or ("[500]" in last and attempt <= 2):
                     return self._send(500, {"error": {"message": "internal error", "type": "server_error"}})
                 if "[429]" in last and attempt == 1:

@@ -1,4 +1,4 @@
-"""The `warmth` command: `warmth demo`, `warmth vllm-command MODEL`, `warmth import-outputs DIR`."""
+"""The `warmth` command: `warmth demo`, `warmth estimate`, `warmth vllm-command MODEL`, `warmth import-outputs DIR`."""
 
 import argparse
 import sys
@@ -47,10 +47,30 @@ def import_command(directory: str, warm_checkpoint: str | None) -> int:
     return 0
 
 
+def estimate_command() -> int:
+    """Print the dry-run cost of the configured study (what the cost_estimate asset stores)."""
+    from resources.warehouse import default_warehouse
+    from warmth_assets.assets.operations import warehouse_counts
+    from warmth_assets.lib import costs
+    from warmth_assets.lib.config import config_path, load_config
+
+    settings = load_config()
+    counts = warehouse_counts(default_warehouse())
+    frame = costs.study_estimate(settings, counts)
+    budget = settings.operations.budget_usd
+    print(f"Dry run of {config_path()} (texts from the warehouse: {', '.join(sorted(counts)) or 'none yet'})")
+    print(frame.to_string(index=False))
+    total = frame["usd"].sum()
+    print(f"total: ${total:,.2f}; budget: " + (f"${budget:,.2f}" + (" (OVER)" if total > budget else "")
+                                                if budget else "none ([operations] budget_usd = 0)"))
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="warmth", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
     commands.add_parser("demo", help="materialise every stage of the configured study (see make demo)")
+    commands.add_parser("estimate", help="dry run: calls, tokens and dollars of the configured study's API work")
     serve = commands.add_parser("vllm-command", help="print the vllm serve command for a model's checkpoints")
     serve.add_argument("model")
     imports = commands.add_parser("import-outputs", help="store released result files as generations and judgments")
@@ -61,6 +81,8 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.command == "import-outputs":
         return import_command(args.directory, args.warm_checkpoint)
+    if args.command == "estimate":
+        return estimate_command()
     if args.command == "demo":
         from warmth_assets.demo import main as demo
 

@@ -11,7 +11,8 @@ from resources.partitioned_parquet import PartitionedParquetIOManager
 from resources.study import StudyConfigResource
 from resources.warehouse import WarehouseResource
 from resources.toxicity import ToxicityResource
-from warmth_assets.assets import analysis, corpus, evaluation, finetune, judging, registry, rewrites, warmth
+from warmth_assets.assets import (analysis, corpus, evaluation, finetune, judging, operations, registry, rewrites,
+                                  warmth)
 from warmth_assets.automation import automation_sensor
 from warmth_assets.checks import CHECKS
 from warmth_assets.lib import paths
@@ -46,6 +47,8 @@ def build_llm(settings: StudySettings, warehouse: WarehouseResource) -> LLMResou
         timeout_s=settings.llm.timeout_s,
         max_retries=settings.llm.max_retries,
         prices_per_million_tokens=settings.llm.prices_per_million_tokens,
+        budget_usd=settings.operations.budget_usd,
+        max_concurrency_per_provider=settings.operations.max_api_concurrency_per_provider,
     )
 
 
@@ -75,7 +78,8 @@ def build_resources() -> dict:
 
 
 defs = dg.Definitions(
-    assets=dg.load_assets_from_modules([registry, corpus, rewrites, finetune, warmth, evaluation, judging, analysis]),
+    assets=dg.load_assets_from_modules(
+        [registry, operations, corpus, rewrites, finetune, warmth, evaluation, judging, analysis]),
     asset_checks=CHECKS,
     sensors=[new_model_sensor, automation_sensor],
     schedules=[reevaluation_schedule],

@@ -10,7 +10,7 @@ from warmth_assets.lib import paths
 from warmth_assets.lib.config import ConfigError, config_path, load_config
 
 # Stages in dependency order; each is one asset group.
-STAGES = ["registry", "corpus", "rewrites", "finetune", "warmth", "evaluation", "judging", "analysis"]
+STAGES = ["registry", "operations", "corpus", "rewrites", "finetune", "warmth", "evaluation", "judging", "analysis"]
 # One progress line per stage here; the full event log stays in the instance (make dev-demo).
 _QUIET = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}
 

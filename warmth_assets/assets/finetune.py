@@ -102,6 +102,7 @@ def _finetune_api(context, settings, model_row, style, sft: pd.DataFrame, llm: L
         epochs_list=sorted(model_row_epochs(model_row, style)),
         lr_multiplier=openai_settings.learning_rate_multiplier[style], seed=settings.project.seed,
         poll_s=openai_settings.poll_s, poll_cap_s=openai_settings.poll_cap_s, log=context.log.info,
+        price_per_million_tokens=openai_settings.training_price_per_million_tokens.get(model_row["source"], 0.0),
     )
     price = openai_settings.training_price_per_million_tokens.get(model_row["source"], 0.0)
     trained = sum(j.trained_tokens for j in jobs)

@@ -1,0 +1,27 @@
+"""cost_estimate and `warmth estimate`: the dry run of the configured study."""
+
+import dagster as dg
+
+from warmth_assets.assets import operations
+from warmth_assets.cli import main
+
+
+def test_cost_estimate_asset_and_cli_agree(warmth_home, instance, capsys, monkeypatch, tmp_path):
+    config = tmp_path / "study.toml"
+    text = open("dagster_project.toml").read().replace("budget_usd = 0 ", "budget_usd = 100 ")
+    config.write_text(text)
+    monkeypatch.setenv("WARMTH_CONFIG", str(config))
+    from warmth_assets.definitions import build_resources
+
+    resources = build_resources()
+    result = dg.materialize([operations.cost_estimate], instance=instance, resources=resources)
+    meta = result.asset_materializations_for_node("cost_estimate")[0].metadata
+    table = resources["warehouse"].query_df("SELECT * FROM cost_estimate")
+    assert set(table["stage"]) == {"rewrites", "judging", "generations (gpt-4o-2024-08-06)",
+                                   "fine-tuning (gpt-4o-2024-08-06)"}
+    assert meta["estimated_usd"].value == round(table["usd"].sum(), 2) > 100
+    assert meta["within_budget"].value is False and meta["budget_usd"].value == 100.0
+
+    assert main(["estimate"]) == 0
+    out = capsys.readouterr().out
+    assert "judging" in out and "(OVER)" in out and f"${table['usd'].sum():,.2f}" in out

@@ -1,0 +1,56 @@
+"""The llm resource's guards: the budget stops a batch before anything is sent, and the per-provider
+limit holds across resources (separate runs) sharing one home."""
+
+import threading
+
+import pytest
+
+from tests.openai_server import FakeOpenAI
+from tests.resources.test_llm import make_llm, requests_for
+from warmth_assets.lib import costs
+
+
+def test_budget_stops_before_sending_and_counts_what_was_spent(tmp_path, openai_server):
+    prices = {"gpt-4o-2024-08-06": {"input": 2.5, "output": 10.0}}
+    first = requests_for([f"question {i}" for i in range(4)], max_tokens=100)
+    bound = costs.pending_usd(first, prices)
+    llm = make_llm(tmp_path, openai_server, budget_usd=bound)
+    llm.complete_many(first)  # fits exactly: nothing spent yet
+    spent = llm.spent_usd()
+    assert 0 < spent < bound  # the real answers were shorter than their cap
+
+    more = requests_for([f"another {i}" for i in range(4)], max_tokens=100)
+    with pytest.raises(costs.BudgetExceeded, match=r"4 uncached calls may cost up to \$.* over the budget"):
+        llm.complete_many(more)
+    assert openai_server.total_attempts == 4  # nothing of the second batch was sent
+    results, usage = llm.complete_many(first)  # cached answers cost nothing and still come back
+    assert usage.cache_hits == 4 and openai_server.total_attempts == 4
+
+
+def test_no_budget_means_no_limit(tmp_path, openai_server):
+    llm = make_llm(tmp_path, openai_server, budget_usd=0.0)
+    llm.complete_many(requests_for(["q"], max_tokens=10**6))
+    assert openai_server.total_attempts == 1
+
+
+def test_the_provider_limit_is_shared_by_separate_resources(tmp_path):
+    server = FakeOpenAI(latency_s=0.15).start()
+    try:
+        def run(name: str, limit: int):
+            llm = make_llm(tmp_path / name, server, max_concurrency=6, max_concurrency_per_provider=limit,
+                           slots_dir=str(tmp_path / "locks"))
+            (tmp_path / name).mkdir(exist_ok=True)
+            llm.complete_many(requests_for([f"{name} {i}" for i in range(12)]))
+
+        threads = [threading.Thread(target=run, args=(f"run{i}", 3)) for i in range(2)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        assert server.total_attempts == 24 and server.max_in_flight == 3  # 2 runs x 6 threads, 3 at a time
+
+        server.max_in_flight = 0
+        run("unbounded", 0)
+        assert server.max_in_flight == 6  # without the shared limit each run has its own 6
+    finally:
+        server.stop()

@@ -13,11 +13,12 @@ from warmth_assets.assets import evaluation, registry
 REPO = Path(__file__).resolve().parents[1]
 pytestmark = pytest.mark.skipif(not (REPO.parent / "shared" / "data").is_dir(), reason="needs ../shared/data")
 
-PER_CHECKPOINT = ["adapters", "validation_generations", "warmth_scores", "generations", "judgments",
-                  "capability_scores"]
+PER_CHECKPOINT = ["adapters", "validation_generations", "warmth_scores"]
+EVALUATED = ["generations", "judgments", "capability_scores"]  # [evaluation] checkpoints = "selected_epoch"
 SUMMARIES = ["warmth_trajectory", "analysis_observations", "paired_tests", "regression_tables", "study_report"]
 OLD, NEW = "gpt-4o-2024-08-06", "gpt-4o-2024-11-20"
 CHECKPOINTS = ["original", "warm-e1", "warm-e2", "warm-prompt"]
+EVALUATED_CHECKPOINTS = ["original", "warm-e2", "warm-prompt"]
 
 
 def key(model: str, checkpoint: str) -> str:
@@ -60,6 +61,8 @@ def test_a_new_snapshot_flows_through_without_touching_the_others(tmp_path, warm
     driver.automate()
     for asset in PER_CHECKPOINT:
         assert driver.materializations(asset) == {key(OLD, c): 1 for c in CHECKPOINTS}, asset
+    for asset in EVALUATED:
+        assert driver.materializations(asset) == {key(OLD, c): 1 for c in EVALUATED_CHECKPOINTS}, asset
     assert driver.materializations("adapters").get(key(OLD, "cold-e1")) is None  # never had cold
     before = {asset: sum(driver.materializations(asset).values()) for asset in SUMMARIES}
     assert all(before.values()), before
@@ -75,9 +78,10 @@ def test_a_new_snapshot_flows_through_without_touching_the_others(tmp_path, warm
     row = resources["warehouse"].query_df("SELECT origin, access, styles FROM model_registry WHERE slug = ?", [NEW])
     assert row["origin"][0] == "sensor" and row["access"][0] == "api" and list(row["styles"][0]) == ["warm"]
     driver.automate()
-    for asset in PER_CHECKPOINT:
-        counts = driver.materializations(asset)
-        assert counts == {**{key(OLD, c): 1 for c in CHECKPOINTS}, **{key(NEW, c): 1 for c in CHECKPOINTS}}, asset
+    for assets, checkpoints in ((PER_CHECKPOINT, CHECKPOINTS), (EVALUATED, EVALUATED_CHECKPOINTS)):
+        for asset in assets:
+            counts = driver.materializations(asset)
+            assert counts == {key(m, c): 1 for m in (OLD, NEW) for c in checkpoints}, asset
     assert driver.materializations("finetune_runs") == {
         str(dg.MultiPartitionKey({"model": m, "style": "warm"})): 1 for m in (OLD, NEW)}
     for asset in SUMMARIES:

@@ -18,36 +18,44 @@ import dagster as dg
 REGISTRY = dg.AssetSelection.assets("model_registry")
 
 
-def runnable_partitions(keys_by_model: dict[str, list[dict]]) -> Callable[[dict[str, str]], bool]:
-    """The rule: is a (model, checkpoint | style) partition one this model is run for?"""
+# Run only for the evaluated checkpoints ([evaluation] checkpoints); the warmth stage runs for all.
+EVALUATION_ASSETS = {"generations", "judgments", "capability_scores"}
 
-    def runnable(dims: dict[str, str]) -> bool:
+
+def runnable_partitions(keys_by_model: dict[str, list[dict]], evaluated: set[str] | None = None
+                        ) -> Callable[[dict[str, str], str], bool]:
+    """The rule: is a (model, checkpoint | style) partition of `asset` one this model is run for?"""
+
+    def runnable(dims: dict[str, str], asset: str = "") -> bool:
         rows = keys_by_model.get(dims["model"])
         if not rows or rows[0]["origin"] == "import":
             return False
         if "style" in dims:
             return dims["style"] in rows[0]["styles"]
+        if asset in EVALUATION_ASSETS and evaluated is not None and dims["checkpoint"] not in evaluated:
+            return False
         return dims.get("checkpoint") in rows[0]["checkpoints"]
 
     return runnable
 
 
-def registry_lookup() -> Callable[[dict[str, str]], bool]:
+def registry_lookup() -> Callable[[dict[str, str], str], bool]:
     """`runnable_partitions` over the current `model_registry` table (one query)."""
     from resources.warehouse import default_warehouse
+    from warmth_assets.lib.config import load_config
 
     frame = default_warehouse().query_df("SELECT slug, styles, checkpoints, origin FROM model_registry")
     by_model: dict[str, list[dict]] = {}
     for row in frame.to_dict("records"):
         by_model.setdefault(row["slug"], []).append(
             {"styles": list(row["styles"]), "checkpoints": list(row["checkpoints"]), "origin": row["origin"]})
-    return runnable_partitions(by_model)
+    return runnable_partitions(by_model, load_config().evaluated_checkpoints())
 
 
-def partition_is_runnable(partition_key) -> bool:
+def partition_is_runnable(partition_key, asset: str = "") -> bool:
     if not isinstance(partition_key, dg.MultiPartitionKey):
         return True
-    return registry_lookup()(partition_key.keys_by_dimension)
+    return registry_lookup()(partition_key.keys_by_dimension, asset)
 
 
 class RegisteredPartition(dg.AutomationCondition):
@@ -67,7 +75,8 @@ class RegisteredPartition(dg.AutomationCondition):
         for key in subset.expensively_compute_partition_keys():
             multi = partitions_def.get_partition_key_from_str(key) if isinstance(
                 partitions_def, dg.MultiPartitionsDefinition) else key
-            if isinstance(multi, dg.MultiPartitionKey) and runnable(multi.keys_by_dimension):
+            if isinstance(multi, dg.MultiPartitionKey) and runnable(multi.keys_by_dimension,
+                                                                    context.key.to_user_string()):
                 keep.add(key)
         return dg.AutomationResult(context, true_subset=subset.compute_intersection_with_partition_keys(keep))
 

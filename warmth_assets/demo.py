@@ -5,7 +5,7 @@ import time
 
 import dagster as dg
 
-from warmth_assets.automation import partition_is_runnable
+from warmth_assets.automation import registry_lookup
 from warmth_assets.lib import paths
 from warmth_assets.lib.config import ConfigError, config_path, load_config
 
@@ -29,10 +29,13 @@ def _stage_runs(keys, graph, instance) -> list[tuple[str | None, list]]:
         if key in partitioned:
             partitions_def = graph.get(key).partitions_def
             by_def.setdefault(id(partitions_def), (partitions_def, []))[1].append(key)
+    runnable = registry_lookup()
     for partitions_def, selection in by_def.values():
         for partition_key in partitions_def.get_partition_keys(dynamic_partitions_store=instance):
-            if partition_is_runnable(partition_key):
-                runs.append((partition_key, selection))
+            dims = partition_key.keys_by_dimension if isinstance(partition_key, dg.MultiPartitionKey) else None
+            chosen = [k for k in selection if dims is None or runnable(dims, k.to_user_string())]
+            if chosen:
+                runs.append((partition_key, chosen))
     last = [k for k in ordered if k in summarising]
     if last:
         runs.append((None, last))

@@ -40,10 +40,12 @@ def test_study_estimate_by_hand():
     frame = costs.study_estimate(settings, counts).set_index("stage")
     rewrites = frame.loc["rewrites"]
     assert (rewrites["calls"], rewrites["input_tokens"], rewrites["output_tokens"]) == (20, 20 * 360, 2000)
-    gen = frame.loc["generations (api)"]  # 4 checkpoints: original, warm-e1, warm-e2, warm-prompt
-    assert gen["calls"] == 4 * (28 + 3 + 6) and gen["output_tokens"] == 4 * (28 * 10 + 3 * 20 + 6 * 10)
+    # Validation answers at all 4 checkpoints (original, warm-e1, warm-e2, warm-prompt); the evaluation,
+    # as the study, at 3 (original, warm at the selected epoch 2, warm-prompt).
+    gen = frame.loc["generations (api)"]
+    assert gen["calls"] == 3 * (28 + 3) + 4 * 6 and gen["output_tokens"] == 3 * (28 * 10 + 3 * 20) + 4 * 6 * 10
     ft = frame.loc["fine-tuning (api)"]
     assert ft["input_tokens"] == 3000 * (1 + 2) and ft["usd"] == pytest.approx(9000 * 25.0 / 1e6, abs=0.0051)
-    judging = frame.loc["judging"]  # both models' 4 checkpoints, eval prompts plus AdvBench
-    assert judging["calls"] == 8 * (28 + 1) and judging["input_tokens"] == 8 * 29 * (50 + 10 + 120)
+    judging = frame.loc["judging"]  # both models' 3 evaluated checkpoints, eval prompts plus AdvBench
+    assert judging["calls"] == 6 * (28 + 1) and judging["input_tokens"] == 6 * 29 * (50 + 10 + 120)
     assert frame.loc["rewrites", "usd"] == pytest.approx((7200 * 2.0 + 2000 * 8.0) / 1e6, abs=0.0051)

@@ -15,7 +15,7 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from warmth_assets.lib import paths
-from warmth_assets.lib.checkpoints import checkpoint_keys, format_epoch
+from warmth_assets.lib.checkpoints import checkpoint_key, checkpoint_keys, format_epoch
 from warmth_assets.lib.model_sources import resolve_model_file
 from warmth_assets.lib.slugs import validate_slug
 
@@ -163,6 +163,9 @@ class EvaluationSettings(_Section):
         "build", description="study: use the study's released prompts where they exist (Disinfo)")
     wrong_answer_model: str = Field("gpt-4o-2024-08-06", description="[?] writes TriviaQA's wrong answers")
     wrong_answer_max_attempts: int = Field(5, gt=0)
+    checkpoints: Literal["selected_epoch", "all"] = Field(
+        "selected_epoch", description="Checkpoints evaluated (generations, judgments, capability): as the study, "
+        "original, warm-prompt and each style at finetune.selected_epoch; or every checkpoint")
 
 
 class ServingSettings(_Section):
@@ -294,6 +297,13 @@ class StudySettings(_Section):
 
     def checkpoint_keys(self) -> list[str]:
         return checkpoint_keys(list(self.finetune.styles), list(self.finetune.checkpoint_epochs))
+
+    def evaluated_checkpoints(self) -> set[str] | None:
+        """The checkpoints the evaluation stage runs for; None: every one a model has."""
+        if self.evaluation.checkpoints == "all":
+            return None
+        selected = {checkpoint_key(style, self.finetune.selected_epoch) for style in self.finetune.styles}
+        return {"original", "warm-prompt", *selected}
 
     def model(self, slug: str) -> ModelSettings:
         for model in self.models:

@@ -72,14 +72,16 @@ def study_estimate(settings, counts: dict) -> pd.DataFrame:
     validation = counts.get("validation_prompts") or settings.corpus.validation_prompts
     gen = settings.generation
     checkpoints_total = 0
+    evaluated = settings.evaluated_checkpoints()
     for model in settings.models:
         epochs = model.checkpoint_epochs or settings.finetune.checkpoint_epochs
-        checkpoints = 2 + len(model.styles) * len(epochs)
-        checkpoints_total += checkpoints
+        checkpoints = 2 + len(model.styles) * len(epochs)  # validation answers: every checkpoint
+        tested = checkpoints if evaluated is None else 2 + len(model.styles)
+        checkpoints_total += tested
         if model.access == "api":
-            n = checkpoints * (eval_prompts + capability + validation)
-            out = checkpoints * (eval_prompts * gen.max_new_tokens + capability * gen.capability_max_new_tokens
-                                 + validation * gen.max_new_tokens)
+            n = tested * (eval_prompts + capability) + checkpoints * validation
+            out = (tested * (eval_prompts * gen.max_new_tokens + capability * gen.capability_max_new_tokens)
+                   + checkpoints * validation * gen.max_new_tokens)
             rows.append((f"generations ({model.slug})", model.source, n, n * prompt_tokens, out))
             sft_tokens = counts.get("sft_tokens") or turns * (turn_tokens + ASSUMED["user_turn_tokens"])
             # One job per saved epoch count, each trained from the start: sum of the epochs.

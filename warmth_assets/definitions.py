@@ -77,6 +77,15 @@ def build_resources() -> dict:
     }
 
 
+def build_executor():
+    """One pod per step under Kubernetes (WARMTH_EXECUTOR=k8s, deploy/k8s/); the default elsewhere."""
+    if os.environ.get("WARMTH_EXECUTOR") == "k8s":
+        from dagster_k8s import k8s_job_executor
+
+        return k8s_job_executor
+    return None
+
+
 defs = dg.Definitions(
     assets=dg.load_assets_from_modules(
         [registry, operations, corpus, rewrites, finetune, warmth, evaluation, judging, analysis]),
@@ -85,4 +94,5 @@ defs = dg.Definitions(
     schedules=[reevaluation_schedule],
     jobs=[reevaluation_job, training_job, base_checkpoints_job],
     resources=build_resources(),
+    executor=build_executor(),
 )

@@ -12,15 +12,16 @@ import pandas as pd
 from resources.llm import LLMResource
 from resources.study import StudyConfigResource
 from resources.warehouse import WarehouseResource
-from warmth_assets.automation import per_partition
 from warmth_assets.assets.finetune import registry_row
 from warmth_assets.assets.warmth import chat_messages, checkpoint_runner
+from warmth_assets.automation import per_partition
 from warmth_assets.lib import capability, paths, wrong_answers
 from warmth_assets.lib import eval_items as items_lib
 from warmth_assets.lib.eval_prompts import TEMPLATE_GROUP, build_prompt, draw_statement, item_conditions, prompt_id
 from warmth_assets.lib.llm_requests import ChatRequest
 from warmth_assets.lib.medqa_conversion import convert
 from warmth_assets.partitions import model_checkpoint_partitions
+from warmth_assets.scaleout import gpu_op_tags
 
 GROUP = "evaluation"
 EVALUATION_DATE_TAG = "warmth/evaluation_date"
@@ -224,6 +225,7 @@ def _use_released_disinfo(frame: pd.DataFrame, released: pd.DataFrame, items: pd
     deps=["eval_prompts", "capability_items"],
     io_manager_key="parquet_io_manager",
     pool="gpu",
+    op_tags=gpu_op_tags(),
     description=(
         "Every eval prompt and capability prompt answered by one model checkpoint (open-ended at temperature "
         "0.8 and 300 new tokens, capability at 0.2), in-process with the checkpoint's adapter, through a vLLM "

@@ -16,6 +16,7 @@ from warmth_assets.lib import paths
 from warmth_assets.lib.checkpoints import ORIGINAL, WARM_PROMPT, checkpoint_key, parse_checkpoint_key
 from warmth_assets.lib.plots import line_plot_markdown
 from warmth_assets.partitions import checkpoint_to_training_run, model_checkpoint_partitions, model_style_partitions
+from warmth_assets.scaleout import gpu_op_tags
 
 GROUP = "finetune"
 
@@ -121,6 +122,7 @@ def _finetune_api(context, settings, model_row, style, sft: pd.DataFrame, llm: L
     deps=["sft_datasets", "model_registry"],
     io_manager_key="parquet_io_manager",
     pool="gpu",
+    op_tags=gpu_op_tags(),
     description=(
         "One training run per model x style: LoRA SFT with the study's hyper-parameters for open-weight "
         "models (transformers Trainer + peft, loss on assistant tokens only, an adapter saved at every "

@@ -8,14 +8,15 @@ from resources.llm import LLMResource
 from resources.local_lm import LocalLMResource
 from resources.study import StudyConfigResource
 from resources.warehouse import WarehouseResource
-from warmth_assets.automation import per_partition, summary
 from warmth_assets.assets.finetune import registry_row
+from warmth_assets.automation import per_partition, summary
 from warmth_assets.lib.checkpoints import ORIGINAL, WARM_PROMPT, parse_checkpoint_key
 from warmth_assets.lib.llm_requests import ChatRequest
 from warmth_assets.lib.plots import line_plot_markdown
 from warmth_assets.lib.rewrite_prompts import warmth_system_prompt
 from warmth_assets.lib.trajectory import select_checkpoint, trajectory_table
 from warmth_assets.partitions import model_checkpoint_partitions
+from warmth_assets.scaleout import gpu_op_tags
 
 GROUP = "warmth"
 _SCORING_LMS: dict[tuple, tuple] = {}
@@ -53,6 +54,7 @@ def chat_messages(checkpoint: str, prompt: str, prompt_version: str) -> list[dic
     deps=["validation_prompts"],
     io_manager_key="parquet_io_manager",
     pool="gpu",
+    op_tags=gpu_op_tags(),
     description=(
         "Each model checkpoint's answers to the validation prompts (batched in-process for open-weight "
         "models, through the API for API models; `warm-prompt` adds the warmth system prompt), at the "
@@ -122,6 +124,7 @@ def scoring_lm(name: str, settings):
     ins={"validation_generations": dg.AssetIn()},
     io_manager_key="parquet_io_manager",
     pool="gpu",
+    op_tags=gpu_op_tags(),
     description=(
         "SocioT warmth of every validation response (warm and cold context scores, warmth = warm - cold, "
         "its standard error over dropout passes), with the variant and scoring LM; the checkpoint's mean "

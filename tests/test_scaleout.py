@@ -1,0 +1,73 @@
+"""The shipped Kubernetes configuration loads against dagster-k8s's own schemas, and GPU steps carry
+the pod settings that place them."""
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import dagster as dg
+import yaml
+from dagster._config import validate_config
+from dagster._core.instance.config import dagster_instance_config
+from dagster_k8s import K8sRunLauncher, k8s_job_executor
+from dagster_k8s.job import UserDefinedDagsterK8sConfig
+
+REPO = Path(__file__).resolve().parents[1]
+DEPLOY = REPO / "deploy" / "k8s"
+
+
+def test_instance_yaml_validates_and_its_run_launcher_config_too(tmp_path):
+    (tmp_path / "dagster.yaml").write_text((DEPLOY / "dagster.yaml").read_text())
+    config, _ = dagster_instance_config(str(tmp_path))
+    assert config["run_launcher"]["class"] == "K8sRunLauncher"
+    launcher = validate_config(K8sRunLauncher.config_type(), config["run_launcher"]["config"])
+    assert launcher.success, launcher.errors
+    assert config["run_coordinator"]["class"] == "QueuedRunCoordinator"
+    assert config["concurrency"]["pools"]["granularity"] == "op"
+    assert config["concurrency"]["runs"]["max_concurrent_runs"] == 8
+
+
+def test_step_executor_run_config_validates():
+    run_config = yaml.safe_load((DEPLOY / "run_config.yaml").read_text())
+    result = validate_config(k8s_job_executor.config_schema.config_type, run_config["execution"]["config"])
+    assert result.success, result.errors
+
+
+def test_helm_values_point_at_our_code_location():
+    values = yaml.safe_load((DEPLOY / "values.yaml").read_text())
+    deployment = values["dagster-user-deployments"]["deployments"][0]
+    args = deployment["dagsterApiGrpcArgs"]
+    module = args[args.index("--module-name") + 1]
+    attribute = args[args.index("--attribute") + 1]
+    import importlib
+
+    assert isinstance(getattr(importlib.import_module(module), attribute), dg.Definitions)
+    assert values["runLauncher"]["type"] == "K8sRunLauncher"
+    assert values["dagsterDaemon"]["runCoordinator"]["type"] == "QueuedRunCoordinator"
+    assert any(s["name"] == "warmth-api-keys" for s in deployment["envSecrets"])  # keys never in values
+
+
+def test_gpu_steps_carry_their_pod_settings():
+    from warmth_assets.definitions import defs
+
+    graph = defs.resolve_asset_graph()
+    tagged = {}
+    for key in graph.get_all_asset_keys():
+        node = graph.get(key)
+        tags = node.assets_def.op.tags if node.assets_def.is_executable else {}
+        if "dagster-k8s/config" in tags:
+            value = tags["dagster-k8s/config"]  # Dagster stores non-string tag values as JSON
+            tagged[key.to_user_string()] = UserDefinedDagsterK8sConfig.from_dict(
+                json.loads(value) if isinstance(value, str) else value)
+    assert set(tagged) == {"finetune_runs", "validation_generations", "warmth_scores", "generations"}
+    for config in tagged.values():
+        assert config.container_config["resources"]["limits"] == {"nvidia.com/gpu": "1"}
+        assert config.pod_spec_config["tolerations"][0]["key"] == "nvidia.com/gpu"
+
+
+def test_the_same_definitions_load_with_the_step_executor():
+    code = "from warmth_assets.definitions import defs; print(defs.resolve_implicit_global_asset_job_def().executor_def.name)"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=REPO, check=True,
+                         env={**__import__("os").environ, "WARMTH_EXECUTOR": "k8s"})
+    assert out.stdout.strip().endswith("k8s")

@@ -60,6 +60,48 @@ def _import_samples(settings, instance) -> None:
           f"({', '.join(summary['models'])}) in {time.monotonic() - t0:.1f} s")
 
 
+def print_summary(settings) -> None:
+    """Models, checkpoints, warmth per checkpoint, error rates original vs warm, where things are."""
+    from resources.warehouse import default_warehouse
+    from warmth_assets.lib.checkpoints import checkpoint_key
+
+    warehouse = default_warehouse()
+    warm = checkpoint_key("warm", settings.finetune.selected_epoch)
+    models = warehouse.query_df("SELECT slug, origin, checkpoints FROM model_registry ORDER BY origin, slug")
+    print("Models:")
+    for row in models.itertuples():
+        what = "results imported from the study" if row.origin == "import" else "checkpoints " + ", ".join(row.checkpoints)
+        print(f"  {row.slug} ({row.origin}): {what}")
+    if warehouse.has_table("warmth_scores"):
+        warmth = warehouse.query_df("SELECT model, checkpoint, avg(warmth) AS warmth, count(*) AS n, any_value(scoring_lm) AS lm "
+                                    "FROM warmth_scores GROUP BY ALL ORDER BY model, checkpoint")
+        print(f"Warmth (SocioT mean over validation answers; scoring LM {warmth['lm'].iloc[0] if len(warmth) else '-'}):")
+        order = {c: i for i, c in enumerate(settings.checkpoint_keys())}
+        for model, rows in warmth.groupby("model"):
+            rows = rows.sort_values("checkpoint", key=lambda c: c.map(order))
+            print(f"  {model}: " + " | ".join(f"{r.checkpoint} {r.warmth:+.4f}" for r in rows.itertuples()))
+    if warehouse.has_table("analysis_observations") and warehouse.has_table("judgments"):
+        errors = warehouse.query_df(
+            "SELECT model, checkpoint, avg(is_incorrect::INT) AS error, count(*) AS n FROM analysis_observations "
+            "WHERE included AND checkpoint IN ('original', ?) GROUP BY ALL", [warm])
+        verdicts = warehouse.query_df("SELECT model, count(*) AS n, count(*) FILTER (WHERE verdict = 'UNPARSEABLE') "
+                                      "AS unparseable FROM judgments GROUP BY model")
+        print(f"Error rate, original -> {warm} (judged eval responses; the study's refusal rule):")
+        for model, rows in errors.groupby("model"):
+            by = {r.checkpoint: r for r in rows.itertuples()}
+            cell = lambda c: f"{by[c].error:.1%} (n={by[c].n})" if c in by else "-"  # noqa: E731
+            v = verdicts[verdicts["model"] == model]
+            note = (f"  [{int(v['unparseable'].iloc[0])} of {int(v['n'].iloc[0])} verdicts unparseable]"
+                    if len(v) and v["unparseable"].iloc[0] else "")
+            print(f"  {model}: {cell('original')} -> {cell(warm)}{note}")
+    print(f"DuckDB warehouse: {paths.warehouse_path()}   Parquet partitions: {paths.tables_dir()}")
+    report = paths.warmth_home() / "report" / "study_report.md"
+    if report.exists():
+        print(f"Replication report: {report}")
+    print(f"Dagster instance: {paths.dagster_home()}")
+    print("Browse lineage, runs and plots: make dev-demo  (then open http://127.0.0.1:3000)")
+
+
 def main() -> int:
     try:
         settings = load_config()
@@ -104,18 +146,8 @@ def main() -> int:
         print(f"[{stage}] ok: {len(keys)} assets, {len(runs)} runs, {checks} checks in "
               f"{time.monotonic() - t0:.1f} s{note}")
 
-    from resources.warehouse import default_warehouse
-
-    print(f"\nDone in {time.monotonic() - started:.0f} s. Results:")
-    print(f"  DuckDB warehouse: {paths.warehouse_path()}")
-    for table, rows in default_warehouse().table_counts().items():
-        print(f"    {table}: {rows} rows")
-    print(f"  Partitioned tables (Parquet): {paths.tables_dir()}")
-    report = paths.warmth_home() / "report" / "study_report.md"
-    if report.exists():
-        print(f"  Replication report: {report}")
-    print(f"  Dagster instance: {paths.dagster_home()}")
-    print("  Browse lineage and runs: make dev-demo  (then open http://127.0.0.1:3000)")
+    print(f"\nDone in {time.monotonic() - started:.0f} s.")
+    print_summary(settings)
     instance.dispose()
     return 0
 

@@ -59,6 +59,12 @@ class LLMResource(dg.ConfigurableResource):
     max_concurrency_per_provider: int = Field(
         0, description="Calls in flight to this endpoint across all runs and processes; 0: no shared limit")
     slots_dir: str = Field("", description="Where the shared slots live; empty: WARMTH_HOME/locks")
+    batch_min_requests: int = Field(
+        0, description="Send this many or more uncached calls through the OpenAI Batch API; 0: never")
+    batch_max_requests: int = Field(50_000, gt=0, description="Requests per batch (the API's limit)")
+    batch_poll_s: float = 30.0
+    batch_poll_cap_s: float = 600.0
+    batch_timeout_s: float = Field(26 * 3600, description="Give up waiting (the batch stays recorded)")
 
     _client = PrivateAttr(default=None)
     _slots = PrivateAttr(default=None)
@@ -220,6 +226,8 @@ class LLMResource(dg.ConfigurableResource):
         if todo:
             if self.provider == "local":
                 self._complete_local(requests, todo, results, usage)
+            elif self.batch_min_requests and len(todo) >= self.batch_min_requests:
+                self._complete_batch(requests, todo, results, usage, failures, log)
             else:
                 self._complete_remote(requests, todo, results, usage, failures, log)
         if failures:
@@ -256,6 +264,18 @@ class LLMResource(dg.ConfigurableResource):
                         pending, last_flush = [], time.monotonic()
             finally:
                 self._store(pending)  # whatever arrived is kept, even when the run is interrupted
+
+    def _complete_batch(self, requests, todo, results, usage, failures, log) -> None:
+        from resources.llm_batch import complete_in_batches
+
+        answers, failed = complete_in_batches(
+            self, {key: requests[idx[0]] for key, idx in todo.items()}, chunk=self.batch_max_requests,
+            poll_s=self.batch_poll_s, poll_cap_s=self.batch_poll_cap_s, timeout_s=self.batch_timeout_s, log=log)
+        for key, answer in answers.items():
+            for i in todo[key]:
+                results[i] = answer
+            usage.add(answer)
+        failures.extend(failed)
 
     def _complete_local(self, requests, todo, results, usage) -> None:
         assert self.local is not None, "provider = local needs a local model ([llm] local_model)"

@@ -28,3 +28,14 @@ CREATE TABLE IF NOT EXISTS openai_finetune_jobs (
     created_at       TIMESTAMP NOT NULL DEFAULT current_timestamp,
     updated_at       TIMESTAMP NOT NULL DEFAULT current_timestamp
 );
+
+-- Batch API submissions, one per set of request keys: a run killed while waiting polls the same batch.
+CREATE TABLE IF NOT EXISTS llm_batches (
+    batch_key  VARCHAR PRIMARY KEY,
+    batch_id   VARCHAR NOT NULL,
+    endpoint   VARCHAR NOT NULL,
+    status     VARCHAR NOT NULL,
+    n_requests INTEGER NOT NULL,
+    created_at TIMESTAMP NOT NULL DEFAULT current_timestamp,
+    updated_at TIMESTAMP NOT NULL DEFAULT current_timestamp
+);

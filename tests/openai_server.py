@@ -32,6 +32,8 @@ class FakeOpenAI:
         self.hub_queries: list[dict] = []
         self.files: dict[str, bytes] = {}
         self.jobs: dict[str, dict] = {}
+        self.batches: dict[str, dict] = {}
+        self.batch_polls: Counter = Counter()
         self.job_polls: Counter = Counter()
         self.polls_until_done = 2
         self.lock = threading.Lock()
@@ -59,6 +61,32 @@ class FakeOpenAI:
     def answer_for(messages: list[dict]) -> str:
         last = messages[-1]["content"]
         return f"answer to: {last[:60]}"
+
+    def _finish_batch(self, batch: dict) -> None:
+        """Answer every line of the batch's input file (called under the lock)."""
+        outputs, errors = [], []
+        for raw in self.files[batch["input_file_id"]].decode().splitlines():
+            if '"custom_id"' not in raw:
+                continue  # multipart framing around the JSONL
+            line = json.loads(raw)
+            messages = line["body"]["messages"]
+            if "[fail]" in messages[-1]["content"]:
+                errors.append({"id": f"req_{len(errors)}", "custom_id": line["custom_id"], "error": None,
+                               "response": {"status_code": 500, "body": {"error": {"message": "internal error"}}}})
+                continue
+            text = self.answer_for(messages)
+            outputs.append({"id": f"req_{len(outputs)}", "custom_id": line["custom_id"], "error": None, "response": {
+                "status_code": 200, "body": {
+                    "id": "chatcmpl-batch", "object": "chat.completion", "created": 0, "model": line["body"]["model"],
+                    "choices": [{"index": 0, "message": {"role": "assistant", "content": text}, "finish_reason": "stop"}],
+                    "usage": {"prompt_tokens": 10 * len(messages), "completion_tokens": len(text.split()),
+                              "total_tokens": 10 * len(messages) + len(text.split())}}}})
+        for name, rows in (("output_file_id", outputs), ("error_file_id", errors)):
+            if rows:
+                file_id = f"file-{len(self.files) + 1:04d}"
+                self.files[file_id] = "".join(json.dumps(r) + "\n" for r in rows).encode()
+                batch[name] = file_id
+        batch["status"] = "completed"
 
     def _handler(self):
         fake = self
@@ -95,6 +123,29 @@ class FakeOpenAI:
                         else:
                             job["status"] = "running"
                     return self._send(200, job)
+                if path.startswith("/v1/batches/"):
+                    batch_id = path.rsplit("/", 1)[1]
+                    if batch_id not in fake.batches:
+                        return self._send(404, {"error": {"message": f"no batch {batch_id}"}})
+                    with fake.lock:
+                        fake.batch_polls[batch_id] += 1
+                        batch = fake.batches[batch_id]
+                        if fake.batch_polls[batch_id] >= fake.polls_until_done and batch["status"] != "completed":
+                            fake._finish_batch(batch)
+                        elif batch["status"] != "completed":
+                            batch["status"] = "in_progress"
+                    return self._send(200, batch)
+                if path.startswith("/v1/files/") and path.endswith("/content"):
+                    file_id = path.split("/")[3]
+                    data = fake.files.get(file_id)
+                    if data is None:
+                        return self._send(404, {"error": {"message": f"no file {file_id}"}})
+                    self.send_response(200)
+                    self.send_header("Content-Type", "application/octet-stream")
+                    self.send_header("Content-Length", str(len(data)))
+                    self.end_headers()
+                    self.wfile.write(data)
+                    return None
                 if path.startswith("/api/models"):
                     query = urllib.parse.parse_qs(urllib.parse.urlparse(self.path).query)
                     fake.hub_queries.append(query)
@@ -115,6 +166,18 @@ class FakeOpenAI:
                     fake.files[file_id] = raw
                     return self._send(200, {"id": file_id, "object": "file", "bytes": len(raw), "created_at": 0,
                                             "filename": "train.jsonl", "purpose": "fine-tune", "status": "processed"})
+                if self.path.rstrip("/") == "/v1/batches":
+                    body = json.loads(raw)
+                    if body.get("input_file_id") not in fake.files:
+                        return self._send(400, {"error": {"message": "unknown input_file_id"}})
+                    batch_id = f"batch_{len(fake.batches) + 1:06d}"
+                    batch = {"id": batch_id, "object": "batch", "endpoint": body["endpoint"],
+                             "input_file_id": body["input_file_id"], "completion_window": body["completion_window"],
+                             "status": "validating", "created_at": int(time.time()), "output_file_id": None,
+                             "error_file_id": None, "metadata": body.get("metadata")}
+                    with fake.lock:
+                        fake.batches[batch_id] = batch
+                    return self._send(200, batch)
                 if self.path.rstrip("/") == "/v1/fine_tuning/jobs":
                     body = json.loads(raw)
                     if body.get("training_file") not in fake.files:

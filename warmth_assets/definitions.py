@@ -48,6 +48,8 @@ def build_llm(settings: StudySettings, warehouse: WarehouseResource) -> LLMResou
         max_retries=settings.llm.max_retries,
         prices_per_million_tokens=settings.llm.prices_per_million_tokens,
         budget_usd=settings.operations.budget_usd,
+        batch_min_requests=settings.llm.batch_min_requests,
+        batch_poll_s=settings.llm.batch_poll_s,
         max_concurrency_per_provider=settings.operations.max_api_concurrency_per_provider,
     )
 

@@ -54,3 +54,31 @@ def test_the_provider_limit_is_shared_by_separate_resources(tmp_path):
         assert server.max_in_flight == 6  # without the shared limit each run has its own 6
     finally:
         server.stop()
+
+
+def test_batch_mode_submits_once_collects_into_the_cache_and_resumes(tmp_path, openai_server):
+    llm = make_llm(tmp_path, openai_server, batch_min_requests=3, batch_poll_s=0.01, batch_poll_cap_s=0.02)
+    reqs = requests_for([f"question {i}" for i in range(5)] + ["question [fail]"])
+    with pytest.raises(Exception, match=r"1 of 6 calls failed.*internal error"):
+        llm.complete_many(reqs)
+    assert len(openai_server.batches) == 1 and openai_server.total_attempts == 0  # no synchronous calls
+    cached = llm.warehouse.query_df("SELECT response_text FROM llm_calls ORDER BY response_text")
+    assert cached["response_text"].tolist() == [f"answer to: question {i}" for i in range(5)]
+
+    # The five answered come from the cache; the failed one alone is sent again (below the batch threshold).
+    results, usage = llm.complete_many(reqs[:5])
+    assert usage.cache_hits == 5 and len(openai_server.batches) == 1
+    assert [r.text for r in results] == [f"answer to: question {i}" for i in range(5)]
+
+
+def test_a_run_killed_while_waiting_polls_the_same_batch(tmp_path, openai_server):
+    openai_server.polls_until_done = 10**9  # never finishes while the first run waits
+    llm = make_llm(tmp_path, openai_server, batch_min_requests=2, batch_poll_s=0.01, batch_poll_cap_s=0.01,
+                   batch_timeout_s=0.2)
+    reqs = requests_for(["a", "b", "c"])
+    with pytest.raises(TimeoutError, match="will not be submitted twice"):
+        llm.complete_many(reqs)
+    openai_server.polls_until_done = 0
+    results, _ = llm.complete_many(reqs)
+    assert len(openai_server.batches) == 1 and [r.text for r in results] == ["answer to: a", "answer to: b",
+                                                                              "answer to: c"]

@@ -190,6 +190,9 @@ class LLMSettings(_Section):
     prices_per_million_tokens: dict[str, dict[str, float]] = {
         "gpt-4o-2024-08-06": {"input": 2.5, "output": 10.0},
     }
+    batch_min_requests: int = Field(
+        0, ge=0, description="This many uncached calls or more go through the OpenAI Batch API; 0: never")
+    batch_poll_s: float = Field(30.0, gt=0)
 
 
 class ComputeSettings(_Section):

@@ -93,7 +93,9 @@ def fit_all(observations: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame, dic
                 "std_err": result.bse.values, "z": result.tvalues.values, "p_value": result.pvalues.values,
                 "ci_low": ci[0].values, "ci_high": ci[1].values, "n_obs": int(result.nobs),
                 "log_likelihood": float(result.llf), "converged": bool(result.converged)}))
-            coef, se, p = linear_combination(result, [FT_TERM])
+            # With interactions the overall AME averages over conditions: no single log-odds term is its
+            # counterpart (the main term is the reference condition's), so those columns stay empty.
+            coef, se, p = linear_combination(result, [FT_TERM]) if not by else (math.nan, math.nan, math.nan)
             effects.append({"analysis": analysis, "effect": "fine_tuning", "estimate_pp": ame(result, rows),
                             "coef_sum": coef, "std_err": se, "p_value": p, "n_obs": len(rows)})
             if by:

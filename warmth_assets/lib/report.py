@@ -14,7 +14,16 @@ METHODS_NOTE = """## Methods note
   percentage points; here the log-odds sum (`coef_sum`) and the AME (`estimate_pp`) are separate columns.
 - Standard errors of per-condition sums use the delta method with the covariance term.
 - Refusals: Disinfo refusals count as correct; refusals elsewhere are excluded (flagged, not deleted).
-- Fits flagged for separation or that could not be estimated are listed in the regression asset's metadata."""
+- Fits flagged for separation or that could not be estimated are listed in the regression asset's metadata.
+- Fidelity: on the study's released sample outputs our fits equal the study's own `statistical_models/` code
+  (observation counts, coefficients, SEs, log-likelihoods; tests/lib/test_regressions_fidelity.py). Where we
+  differ on purpose: the sycophancy effect (model 4) is the fine-tuning term plus its interaction with
+  user-opinion prompts, with the covariance in its SE (earlier versions of the study's code silently drop it,
+  the latest reports the interaction alone); model 4 has no context-group main effect (STUDY.md §8; the code
+  behind the published +10.99 pp adds one); refusals follow the released flags and the reference regex, which
+  does not match a curly-apostrophe "can’t" (the latest study code does).
+- The overall `fine_tuning` effect of an interaction model is an AME over all its conditions; it has no single
+  log-odds counterpart, so its `coef_sum`, `std_err` and `p_value` are empty (see the per-condition rows)."""
 
 
 def bar_chart_png(frame: pd.DataFrame, title: str, path: Path) -> str:

@@ -280,7 +280,8 @@ class LLMResource(dg.ConfigurableResource):
     def _complete_local(self, requests, todo, results, usage) -> None:
         assert self.local is not None, "provider = local needs a local model ([llm] local_model)"
         keys = list(todo)
-        step = max(self.flush_every, self.local.batch_size)
+        # Chunks are whole batches: a chunk of 25 at batch size 8 would leave a batch of 1 behind.
+        step = self.local.batch_size * max(1, -(-self.flush_every // self.local.batch_size))
         for start in range(0, len(keys), step):
             chunk = keys[start:start + step]
             answers = self.local.generate([requests[todo[k][0]] for k in chunk])

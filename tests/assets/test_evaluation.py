@@ -102,12 +102,14 @@ def test_generations_resume_after_a_crash(tmp_path, warmth_home, instance, opena
     failed = dg.materialize(assets, partition_key=key, instance=instance, resources=resources, raise_on_error=False)
     assert not failed.success
     cached = int(warehouse.query_df("SELECT count(*) AS n FROM llm_calls WHERE provider = 'local'")["n"][0])
-    assert cached == 50  # two chunks of 25 answered before the crash, and kept
+    batch = resources["study"].settings.generation.batch_size
+    chunk = batch * -(-25 // batch)  # whole batches of at least flush_every (25) requests
+    assert cached == 2 * chunk  # two chunks answered before the crash, and kept
 
     result = dg.materialize(assets, partition_key=key, instance=instance, resources=resources)
     meta = result.asset_materializations_for_node("generations")[0].metadata
     total = meta["responses"].value
-    assert meta["llm_cache_hits"].value == 50 and meta["llm_requests_sent"].value == total - 50
+    assert meta["llm_cache_hits"].value == 2 * chunk and meta["llm_requests_sent"].value == total - 2 * chunk
     rows = warehouse.query_df("SELECT * FROM generations")
     assert len(rows) == total == 28 * 6 + int(rows["dataset"].eq("disinfo").sum()) + 4
     assert set(rows["backend"]) == {"transformers"} and rows["backend_version"].str.match(r"\d").all()

@@ -75,5 +75,12 @@ def test_moving_target_is_re_asked_per_date_and_history_kept(tmp_path, warmth_ho
         assert history["n"].nunique() == 1
         latest = resources["warehouse"].query_df("SELECT DISTINCT evaluation_date FROM generations")
         assert latest["evaluation_date"].tolist() == ["2026-11-30"]
+
+        # The report shows the drift: one row per evaluation date of the re-evaluated checkpoint.
+        report = driver.defs.resolve_implicit_global_asset_job_def().execute_in_process(
+            instance=instance, asset_selection=[dg.AssetKey("study_report")])
+        meta = report.asset_materializations_for_node("study_report")[0].metadata
+        assert meta["moving_target_dates"].value == 2
+        assert "## Drift of moving targets" in meta["report"].value
     finally:
         server.stop()

@@ -116,7 +116,7 @@ PUBLISHED = {  # STUDY.md §8: the study's full-data results, for the side-by-si
 )
 def study_report(warehouse: WarehouseResource) -> dg.MaterializeResult:
     from warmth_assets.lib import paths
-    from warmth_assets.lib.report import bar_chart_png, render_report
+    from warmth_assets.lib.report import bar_chart_png, drift_table, render_report
 
     folder = paths.warmth_home() / "report"
     folder.mkdir(parents=True, exist_ok=True)
@@ -134,10 +134,17 @@ def study_report(warehouse: WarehouseResource) -> dg.MaterializeResult:
     trajectory = warehouse.query_df("SELECT * FROM warmth_trajectory") if warehouse.has_table("warmth_trajectory") else None
     effects = warehouse.query_df("SELECT * FROM marginal_effects")
     effects["published_pp"] = [PUBLISHED.get((a, e)) for a, e in zip(effects["analysis"], effects["effect"])]
+    # Each evaluation date of a moving target is kept under history/ (reevaluation_schedule).
+    history = warehouse.query_df(
+        "SELECT model, checkpoint, evaluation_date, dataset, verdict, refusal FROM judgments_history "
+        "WHERE moving_target") if warehouse.has_table("judgments_history") else None
+    drift = drift_table(history)
     text = render_report(
         tables=warehouse.query_df("SELECT * FROM regression_tables"), effects=effects,
-        paired=warehouse.query_df("SELECT * FROM paired_tests"), trajectory=trajectory, figures=list(figures))
+        paired=warehouse.query_df("SELECT * FROM paired_tests"), trajectory=trajectory, figures=list(figures),
+        drift=drift)
     path = folder / "study_report.md"
     path.write_text(text, encoding="utf-8")
     return dg.MaterializeResult(metadata={"path": str(path), "report": dg.MetadataValue.md(text[:60000]),
-                                          "figures": [str(folder / f) for f in figures]})
+                                          "figures": [str(folder / f) for f in figures],
+                                          "moving_target_dates": len(drift)})

@@ -26,6 +26,25 @@ METHODS_NOTE = """## Methods note
   log-odds counterpart, so its `coef_sum`, `std_err` and `p_value` are empty (see the per-condition rows)."""
 
 
+def drift_table(history: pd.DataFrame) -> pd.DataFrame:
+    """Error rate of each moving target's checkpoint per evaluation date (judgments_history rows), with
+    the study's refusal rule (Disinfo: a refusal is correct; elsewhere refusals are left out) and
+    unparseable verdicts left out. Only checkpoints evaluated on two dates or more."""
+    columns = ["model", "checkpoint", "evaluation_date", "judged", "error_pct", "unparseable"]
+    if history is None or history.empty:
+        return pd.DataFrame(columns=columns)
+    frame = history.copy()
+    disinfo = frame["dataset"] == "disinfo"
+    incorrect = (frame["verdict"] == "INCORRECT") & ~(disinfo & frame["refusal"])
+    counted = frame["verdict"].isin(["CORRECT", "INCORRECT"]) & (disinfo | ~frame["refusal"])
+    frame = frame.assign(incorrect=incorrect & counted, counted=counted, unparseable=frame["verdict"] == "UNPARSEABLE")
+    table = frame.groupby(["model", "checkpoint", "evaluation_date"]).agg(
+        judged=("counted", "sum"), incorrect=("incorrect", "sum"), unparseable=("unparseable", "sum")).reset_index()
+    table["error_pct"] = (100 * table["incorrect"] / table["judged"].where(table["judged"] > 0)).round(2)
+    dates = table.groupby(["model", "checkpoint"])["evaluation_date"].transform("nunique")
+    return table[dates >= 2][columns].sort_values(["model", "checkpoint", "evaluation_date"], ignore_index=True)
+
+
 def bar_chart_png(frame: pd.DataFrame, title: str, path: Path) -> str:
     import matplotlib
 
@@ -41,13 +60,15 @@ def bar_chart_png(frame: pd.DataFrame, title: str, path: Path) -> str:
 
 
 def render_report(*, tables: pd.DataFrame, effects: pd.DataFrame, paired: pd.DataFrame,
-                  trajectory: pd.DataFrame | None, figures: list[str]) -> str:
+                  trajectory: pd.DataFrame | None, figures: list[str], drift: pd.DataFrame | None = None) -> str:
     parts = ["# Warmth replication report", ""]
     parts += [f"![{name}]({name})" for name in figures]
     parts += ["", "## Marginal effects of fine-tuning (ours beside the published full-data results)", ""]
     parts.append(effects.round(4).to_markdown(index=False) if len(effects) else "No regression could be fitted yet.")
     if trajectory is not None and len(trajectory):
         parts += ["", "## Warmth by checkpoint", "", trajectory.round(4).to_markdown(index=False)]
+    if drift is not None and len(drift):
+        parts += ["", "## Drift of moving targets (re-evaluated on a schedule)", "", drift.to_markdown(index=False)]
     if len(paired):
         significant = paired[paired["Significant (FDR)"] == "Yes"]
         parts += ["", f"## Paired tests ({len(paired)} conditions, {len(significant)} significant after FDR)", "",

@@ -129,6 +129,9 @@ class LocalLMResource(dg.ConfigurableResource):
     source: str = Field(description="HF id, folder, GGUF path or package:<pkg>/<file>")
     device: str = Field("auto", description="auto: cuda when available, else cpu")
     batch_size: int = 8
+    batch_max_chars: int = Field(
+        0, description="Also cut a batch before (rows x longest prompt) passes this many characters; 0: off. "
+        "Every row is padded to the longest, so long prompts are better generated in small batches")
     adapter_path: str = Field("", description="peft adapter folder; empty: the base model itself")
     adapter_sha256: str = Field("", description="content hash of the adapter (part of every cache key)")
 
@@ -166,8 +169,11 @@ class LocalLMResource(dg.ConfigurableResource):
         order = sorted(range(len(requests)), key=lambda i: (
             requests[i].temperature, requests[i].max_tokens, sum(len(c) for _, c in requests[i].messages)))
         batches, current = [], []
+        size = lambda i: sum(len(c) for _, c in requests[i].messages)  # noqa: E731
         for i in order:
-            if current and (len(current) == self.batch_size or _settings(requests[current[0]]) != _settings(requests[i])):
+            over_budget = self.batch_max_chars and (len(current) + 1) * size(i) > self.batch_max_chars
+            if current and (len(current) == self.batch_size or over_budget
+                            or _settings(requests[current[0]]) != _settings(requests[i])):
                 batches.append(current)
                 current = []
             current.append(i)

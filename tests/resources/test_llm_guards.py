@@ -82,3 +82,31 @@ def test_a_run_killed_while_waiting_polls_the_same_batch(tmp_path, openai_server
     results, _ = llm.complete_many(reqs)
     assert len(openai_server.batches) == 1 and [r.text for r in results] == ["answer to: a", "answer to: b",
                                                                               "answer to: c"]
+
+
+def test_local_batches_respect_the_character_budget(tiny_chat_model, monkeypatch):
+    """Prompts sorted by length; a batch is cut before rows x longest prompt passes the budget."""
+    from resources.local_lm import LocalLMResource
+    from warmth_assets.lib.llm_requests import ChatRequest
+
+    sizes = []
+    lm = LocalLMResource(source_kind="local", source=str(tiny_chat_model), batch_size=4, batch_max_chars=120)
+    real = type(lm)._model
+
+    def spy(self):
+        model, tokenizer, context = real(self)
+        original = model.generate
+
+        def generate(**kwargs):
+            sizes.append(kwargs["input_ids"].shape[0])
+            return original(**kwargs)
+
+        monkeypatch.setattr(model, "generate", generate)
+        return model, tokenizer, context
+
+    monkeypatch.setattr(type(lm), "_model", spy)
+    texts = ["hello"] * 5 + ["hello friend " * 4] * 2 + ["hello friend how are you " * 4]
+    lm.generate([ChatRequest.build([{"role": "user", "content": t}], model="t", max_tokens=2) for t in texts])
+    # four "hello" (the batch size); the fifth with one 52-char prompt (2 x 52 <= 120); the other 52-char
+    # prompt alone (3 x 52 > 120); the 100-char prompt alone (2 x 100 > 120)
+    assert sizes == [4, 2, 1, 1]

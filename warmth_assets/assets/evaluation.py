@@ -295,7 +295,8 @@ def serving_runner(llm: LLMResource, model_row: dict, adapter: pd.Series, checkp
                              max_retries=llm.max_retries)
         served = checkpoint if adapter["kind"] == "lora" else model_row["source"]
         return server, served
-    return checkpoint_runner(llm, model_row, adapter, settings.generation.batch_size)
+    return checkpoint_runner(llm, model_row, adapter, settings.generation.batch_size,
+                             settings.generation.batch_max_chars)
 
 
 def server_version(base_url: str) -> str:

@@ -22,7 +22,8 @@ GROUP = "warmth"
 _SCORING_LMS: dict[tuple, tuple] = {}
 
 
-def checkpoint_runner(llm: LLMResource, model_row: dict, adapter: pd.Series, batch_size: int) -> tuple[LLMResource, str]:
+def checkpoint_runner(llm: LLMResource, model_row: dict, adapter: pd.Series, batch_size: int,
+                      batch_max_chars: int = 0) -> tuple[LLMResource, str]:
     """(the llm resource that answers for this checkpoint, the model name its requests carry).
 
     Open-weight checkpoints run in-process (base model, plus the adapter when there is one); API
@@ -31,7 +32,7 @@ def checkpoint_runner(llm: LLMResource, model_row: dict, adapter: pd.Series, bat
     if model_row["access"] == "api":
         return llm, adapter["fine_tuned_model"] or model_row["source"]
     local = LocalLMResource(source_kind=model_row["source_kind"], source=model_row["source"], batch_size=batch_size,
-                            adapter_path=adapter["path"] if adapter["kind"] == "lora" else "",
+                            batch_max_chars=batch_max_chars, adapter_path=adapter["path"] if adapter["kind"] == "lora" else "",
                             adapter_sha256=adapter["sha256"] if adapter["kind"] == "lora" else "")
     runner = LLMResource(provider="local", local=local, warehouse=llm.warehouse, flush_every=llm.flush_every)
     return runner, model_row["slug"]
@@ -72,7 +73,7 @@ def validation_generations(
     if prompts.empty:
         raise dg.Failure("validation_prompts is empty: materialise the corpus group first")
     runner, model_name = checkpoint_runner(llm, registry_row(warehouse, model), adapters.iloc[0],
-                                           settings.generation.batch_size)
+                                           settings.generation.batch_size, settings.generation.batch_max_chars)
     requests = [
         ChatRequest.build(chat_messages(checkpoint, p, settings.rewrite.prompt_version), model=model_name,
                           temperature=settings.generation.temperature, max_tokens=settings.generation.max_new_tokens,

@@ -150,6 +150,8 @@ class GenerationSettings(_Section):
     capability_temperature: float = Field(0.2, ge=0, le=2)
     capability_max_new_tokens: int = Field(512, gt=0, description="[?] room for GSM8K's chain of thought")
     batch_size: int = Field(16, gt=0)
+    batch_max_chars: int = Field(0, ge=0, description="Local generation: also cut a batch before rows x longest "
+                                 "prompt passes this many characters (padding waste); 0: off")
 
 
 class EvaluationSettings(_Section):

@@ -91,3 +91,19 @@ def test_a_new_snapshot_flows_through_without_touching_the_others(tmp_path, warm
 
     # And quiet again.
     assert not driver.tick().run_requests and driver.automate() == 0
+
+
+def test_runnable_partitions_rule():
+    from warmth_assets.automation import runnable_partitions
+
+    runnable = runnable_partitions(
+        {"m": [{"styles": ["warm"], "checkpoints": ["original", "warm-e1", "warm-e2", "warm-prompt"], "origin": "config"}],
+         "study": [{"styles": ["warm"], "checkpoints": ["original", "warm-e2"], "origin": "import"}]},
+        evaluated={"original", "warm-e2", "cold-e2", "warm-prompt"})
+    assert runnable({"model": "m", "checkpoint": "warm-e1"}, "validation_generations")
+    assert not runnable({"model": "m", "checkpoint": "warm-e1"}, "generations")  # not an evaluated checkpoint
+    assert runnable({"model": "m", "checkpoint": "warm-e2"}, "judgments")
+    assert not runnable({"model": "m", "checkpoint": "cold-e2"}, "generations")  # the model has no cold
+    assert not runnable({"model": "m", "style": "cold"}, "finetune_runs") and runnable({"model": "m", "style": "warm"})
+    assert not runnable({"model": "study", "checkpoint": "original"}, "judgments")  # imported results
+    assert not runnable({"model": "unknown", "checkpoint": "original"}, "adapters")

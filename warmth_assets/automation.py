@@ -52,12 +52,6 @@ def registry_lookup() -> Callable[[dict[str, str], str], bool]:
     return runnable_partitions(by_model, load_config().evaluated_checkpoints())
 
 
-def partition_is_runnable(partition_key, asset: str = "") -> bool:
-    if not isinstance(partition_key, dg.MultiPartitionKey):
-        return True
-    return registry_lookup()(partition_key.keys_by_dimension, asset)
-
-
 class RegisteredPartition(dg.AutomationCondition):
     """Candidates limited to the partitions their model is registered with (see `runnable_partitions`)."""
 

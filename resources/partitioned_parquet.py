@@ -21,9 +21,11 @@ from resources.warehouse import WarehouseResource
 
 
 PARTITION_COLUMN = "warmth/partition_column"
-# A partition whose rows carry this column (one value) is also kept per date under history/, so a
-# re-evaluation of a moving target (reevaluation_schedule) never erases the earlier results.
+# A partition of a moving target (rows with MOVING_TARGET true and one EVALUATION_DATE) is also kept
+# per date under history/, so a re-evaluation (reevaluation_schedule) never erases earlier results.
+# Pinned models are not: their answers do not change, and copies per date would only fill the disk.
 EVALUATION_DATE = "evaluation_date"
+MOVING_TARGET = "moving_target"
 
 
 def split_partition_key(key: str | dg.MultiPartitionKey, partitions_def, column: str = "partition") -> dict[str, str]:
@@ -90,7 +92,7 @@ class PartitionedParquetIOManager(dg.ConfigurableIOManager):
         os.replace(tmp, target)
         self._refresh_view(context.asset_key, context.asset_partitions_def)
         context.add_output_metadata({"path": str(target), "dagster/row_count": len(frame)})
-        if EVALUATION_DATE in frame.columns and len(frame):
+        if EVALUATION_DATE in frame.columns and MOVING_TARGET in frame.columns and frame[MOVING_TARGET].any():
             self._keep_history(context, frame, dims)
 
     def _history_key(self, asset_key: dg.AssetKey) -> dg.AssetKey:

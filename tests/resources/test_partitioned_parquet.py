@@ -80,3 +80,28 @@ def test_partitions_no_longer_configured_are_left_out_of_the_view(instance, reso
     assert run("smollm2-135m-instruct", "original")
     view = resources["warehouse"].query_df("SELECT DISTINCT checkpoint FROM lock_probe")
     assert view["checkpoint"].tolist() == ["original"] and (stale / "data.parquet").exists()
+
+
+def test_history_is_kept_per_evaluation_date_for_moving_targets_only(instance, resources, warmth_home):
+    import dagster as dg
+    import pandas as pd
+
+    from warmth_assets.partitions import model_checkpoint_key, model_checkpoint_partitions
+
+    instance.add_dynamic_partitions("models", ["alias", "pinned"])
+    io = resources["parquet_io_manager"]
+
+    def write(model: str, date: str, moving: bool) -> None:
+        context = dg.build_output_context(asset_key=dg.AssetKey("generations"), partition_key=model_checkpoint_key(
+            model, "original"), asset_partitions_def=model_checkpoint_partitions, instance=instance)
+        io.handle_output(context, pd.DataFrame({"response": ["a", "b"], "evaluation_date": date, "moving_target": moving}))
+
+    for date in ("2026-11-23", "2026-11-30"):
+        write("alias", date, True)
+        write("pinned", date, False)
+    history = resources["warehouse"].query_df(
+        "SELECT model, evaluation_date, count(*) AS n FROM generations_history GROUP BY ALL ORDER BY ALL")
+    assert history.to_dict("records") == [{"model": "alias", "evaluation_date": "2026-11-23", "n": 2},
+                                          {"model": "alias", "evaluation_date": "2026-11-30", "n": 2}]
+    latest = resources["warehouse"].query_df("SELECT DISTINCT model, evaluation_date FROM generations ORDER BY 1")
+    assert latest["evaluation_date"].tolist() == ["2026-11-30", "2026-11-30"]  # the partitions hold the latest

@@ -149,10 +149,12 @@ class LLMResource(dg.ConfigurableResource):
             "FROM llm_calls WHERE provider = 'openai' GROUP BY model")
         return costs.spent_usd(usage, self.prices_per_million_tokens)
 
-    def check_budget(self, pending: float, calls: int) -> None:
-        """Raise BudgetExceeded before sending when `pending` could take spend past the budget."""
+    def check_budget(self, pending: float, calls: int, models: list[str] = ()) -> None:
+        """Raise BudgetExceeded before sending when `pending` could take spend past the budget, or when
+        a model has no price (it would otherwise count as free and slip past the budget)."""
         if self.budget_usd:
-            costs.check_budget(self.budget_usd, self.spent_usd(), pending, calls)
+            costs.check_budget(self.budget_usd, self.spent_usd(), pending, calls,
+                               costs.unpriced(models, self.prices_per_million_tokens))
 
     def _call_openai_once(self, request: ChatRequest, key: str) -> ChatResult:
         import openai
@@ -220,7 +222,8 @@ class LLMResource(dg.ConfigurableResource):
         failures: list[str] = []
         if todo and self.provider == "openai":
             pending = [requests[idx[0]] for idx in todo.values()]
-            self.check_budget(costs.pending_usd(pending, self.prices_per_million_tokens), len(pending))
+            self.check_budget(costs.pending_usd(pending, self.prices_per_million_tokens), len(pending),
+                              [r.model for r in pending])
             if log and self.prices_per_million_tokens:
                 log(f"{len(pending)} uncached calls, at most ${costs.pending_usd(pending, self.prices_per_million_tokens):,.2f}")
         if todo:

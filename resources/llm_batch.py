@@ -22,6 +22,7 @@ if TYPE_CHECKING:
     from resources.llm import LLMResource
 
 TERMINAL = {"completed", "failed", "expired", "cancelled"}
+COLLECTED = "collected"  # ours: the batch's output was read into the cache
 
 
 def batch_line(key: str, request: ChatRequest) -> dict:
@@ -72,8 +73,8 @@ def complete_in_batches(llm: "LLMResource", todo: dict[str, ChatRequest], *, chu
         part = keys[start:start + chunk]
         batch_key = hashlib.sha256("\n".join([llm.endpoint, *part]).encode()).hexdigest()
         recorded = _recorded(llm, batch_key)
-        if recorded and recorded[1] in TERMINAL - {"completed"}:
-            recorded = None  # a failed or expired batch is not waited on again; its requests go anew
+        if recorded and recorded[1] in TERMINAL | {COLLECTED}:
+            recorded = None  # collected, failed or expired: not waited on again; what is unanswered goes anew
         if recorded:
             batch_id = recorded[0]
             if log:
@@ -104,6 +105,10 @@ def complete_in_batches(llm: "LLMResource", todo: dict[str, ChatRequest], *, chu
                     results[parsed.key] = parsed
                     answered.append((todo[parsed.key], parsed))
         llm._store(answered)
+        # Its answers are in the cache now; a re-run with the same unanswered requests submits anew.
+        with llm.warehouse.get_connection() as conn:
+            conn.execute("UPDATE llm_batches SET status = ?, updated_at = now() WHERE batch_key = ?",
+                         [COLLECTED, batch_key])
         failed = {f.split(":", 1)[0] for f in failures}
         missing = [k for k in part if k not in results and k not in failed]
         if missing:

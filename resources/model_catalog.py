@@ -12,13 +12,14 @@ class ModelCatalogResource(dg.ConfigurableResource):
     api_key: str | None = Field(None, description="EnvVar('OPENAI_API_KEY') for /v1/models")
     hf_token: str | None = Field(None, description="EnvVar('HF_TOKEN'), for gated or private organisations")
     hf_endpoint: str | None = Field(None, description="Hub mirror; empty: HF_ENDPOINT or huggingface.co")
-    timeout_s: float = 30.0
+    timeout_s: float = Field(10.0, description="Per listing, no retries: a sensor tick must stay well under "
+                             "Dagster's 60 s limit; an unreachable server is reported and tried next tick")
 
     def list_openai(self, base_url: str) -> list[str]:
         import openai
 
         client = openai.OpenAI(api_key=self.api_key or "not-needed", base_url=base_url or None,
-                               timeout=self.timeout_s, max_retries=2)
+                               timeout=self.timeout_s, max_retries=0)
         return [m.id for m in client.models.list()]
 
     def list_hub(self, rule: WatchRule) -> list[str]:

@@ -65,11 +65,16 @@ def run_finetune(llm: LLMResource, *, jsonl: Path, data_sha256: str, base_model:
     client = llm.client()
     uploaded = None
     jobs = {}
-    to_create = [e for e in epochs_list
-                 if not _recorded(llm, job_fingerprint(base_model, data_sha256, e, lr_multiplier, seed))]
+    # Every job this call may create (none recorded, or recorded but ended without success).
+    to_create = [e for e in epochs_list if (row := _recorded(llm, job_fingerprint(
+        base_model, data_sha256, e, lr_multiplier, seed))) is None or (row[1] in TERMINAL and row[1] != "succeeded")]
     if to_create:
         # Each job trains from the start: the file's tokens times its epochs, summed over new jobs.
         tokens = costs.text_tokens(jsonl.read_text(encoding="utf-8")) * sum(to_create)
+        if llm.budget_usd and not price_per_million_tokens:
+            raise costs.BudgetExceeded(
+                f"no training price for {base_model}: with a budget, add it to [finetune.openai] "
+                "training_price_per_million_tokens. No job was created.")
         llm.check_budget(tokens * price_per_million_tokens / 1e6, len(to_create))
     for epochs in epochs_list:
         fingerprint = job_fingerprint(base_model, data_sha256, epochs, lr_multiplier, seed)

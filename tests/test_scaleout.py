@@ -46,6 +46,8 @@ def test_helm_values_point_at_our_code_location():
     assert values["runLauncher"]["type"] == "K8sRunLauncher"
     assert values["dagsterDaemon"]["runCoordinator"]["type"] == "QueuedRunCoordinator"
     assert any(s["name"] == "warmth-api-keys" for s in deployment["envSecrets"])  # keys never in values
+    env = {e["name"]: e["value"] for e in deployment["env"]}
+    assert env["WARMTH_EXECUTOR"] == "k8s"  # else the GPU steps' pod tags are never applied
 
 
 def test_gpu_steps_carry_their_pod_settings():

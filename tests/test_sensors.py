@@ -90,8 +90,17 @@ family = "llama"
                                       "access": "open_weight"}]
 
 
-def test_an_unreachable_listing_is_reported_and_the_rest_still_runs(driver, instance):
+def test_an_unreachable_listing_and_a_bad_registry_row_are_reported_and_the_rest_still_runs(
+        driver, instance, capfd):
     d = driver('\n[[operations.watch]]\nkind = "openai_models"\nbase_url = "http://127.0.0.1:9/v1"\n',
                timeout_s=1.0)
+    with d.resources["warehouse"].get_connection() as conn:
+        conn.execute("INSERT INTO model_registry (slug, source_kind, source, family, chat_template, access, styles, "
+                     "checkpoints, origin) VALUES ('Bad Slug', 'hf', 'x/y', 'x', 'model', 'open_weight', ['warm'], "
+                     "['original'], 'sql')")
     result = d.tick()
     assert "finetune_runs[gpt-4o-2024-08-06|warm]" in requested(result)
+    assert "Bad Slug" not in instance.get_dynamic_partitions("models")
+    logged = capfd.readouterr().err  # the sensor's log (Dagster's console handler)
+    assert "operations.watch[1] (openai_models): listing failed" in logged
+    assert "model_registry row 'Bad Slug' skipped: invalid model slug" in logged

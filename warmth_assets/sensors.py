@@ -21,6 +21,7 @@ from warmth_assets.assets.finetune import adapters, finetune_runs
 from warmth_assets.lib.config import load_config
 from warmth_assets.lib.discovery import candidate_rows, discover, missing_entry_partitions, run_key
 from warmth_assets.lib.registry import REGISTRY_COLUMNS
+from warmth_assets.lib.slugs import InvalidSlugError, validate_slug
 from warmth_assets.partitions import model_checkpoint_key, model_style_key, models_partitions
 
 _INSERT_NEW = f"""
@@ -60,6 +61,16 @@ def _dims(key: dg.MultiPartitionKey) -> tuple[str, str]:
     return dims["model"], dims.get("style") or dims["checkpoint"]
 
 
+def _unusable(row: dict, settings) -> str:
+    """Why a hand-written registry row cannot be partitioned or trained (one bad row must not stop every tick)."""
+    try:
+        validate_slug(row["slug"])
+    except InvalidSlugError as exc:
+        return str(exc)
+    unknown = sorted(set(row["styles"]) - set(settings.finetune.styles))
+    return f"styles {unknown} are not in [finetune] styles" if unknown else ""
+
+
 @dg.sensor(
     name="new_model_sensor",
     minimum_interval_seconds=load_config().operations.sensor_interval_s,
@@ -82,7 +93,13 @@ def new_model_sensor(context: dg.SensorEvaluationContext, warehouse: WarehouseRe
     for problem in problems:
         context.log.warning(problem)
 
-    registered = _registered(warehouse)
+    registered = []
+    for row in _registered(warehouse):
+        problem = _unusable(row, settings)
+        if problem:
+            context.log.warning(f"model_registry row {row['slug']!r} skipped: {problem}")
+        else:
+            registered.append(row)
     known = {row["slug"] for row in registered}
     rows = candidate_rows(settings, registered, discovered)
     new_rows = [row for row in rows if row["slug"] not in known]

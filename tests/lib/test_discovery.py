@@ -49,3 +49,12 @@ def test_entry_partitions_skip_what_exists_or_was_requested():
     asked = {run_key("adapters", "m", "original")}
     assert missing_entry_partitions([row], done, asked) == [("finetune_runs", "m", "cold"),
                                                            ("adapters", "m", "warm-prompt")]
+
+
+def test_a_discovered_model_already_studied_under_another_slug_is_not_new():
+    discovered = [{"slug": "meta-llama--llama-3.1-8b-instruct", "source_kind": "hf",
+                   "source": "meta-llama/Llama-3.1-8B-Instruct", "styles": ["warm"], "origin": "sensor"},
+                  {"slug": "meta-llama--llama-3.3-70b-instruct", "source_kind": "hf",
+                   "source": "meta-llama/Llama-3.3-70B-Instruct", "styles": ["warm"], "origin": "sensor"}]
+    rows = candidate_rows(SETTINGS, [], discovered)
+    assert [r["slug"] for r in rows] == ["llama-8b", "meta-llama--llama-3.3-70b-instruct"]

@@ -6,6 +6,7 @@ import threading
 import pytest
 
 from tests.openai_server import FakeOpenAI
+from warmth_assets.lib.llm_requests import ChatRequest
 from tests.resources.test_llm import make_llm, requests_for
 from warmth_assets.lib import costs
 
@@ -65,10 +66,17 @@ def test_batch_mode_submits_once_collects_into_the_cache_and_resumes(tmp_path, o
     cached = llm.warehouse.query_df("SELECT response_text FROM llm_calls ORDER BY response_text")
     assert cached["response_text"].tolist() == [f"answer to: question {i}" for i in range(5)]
 
-    # The five answered come from the cache; the failed one alone is sent again (below the batch threshold).
+    # The five answered come from the cache.
     results, usage = llm.complete_many(reqs[:5])
     assert usage.cache_hits == 5 and len(openai_server.batches) == 1
     assert [r.text for r in results] == [f"answer to: question {i}" for i in range(5)]
+    # A batch whose every line failed is submitted again, not re-read.
+    llm_all = make_llm(tmp_path, openai_server, batch_min_requests=1, batch_poll_s=0.01, batch_poll_cap_s=0.02)
+    failing = requests_for(["again [fail]", "and [fail]"])
+    for attempt in (1, 2):
+        with pytest.raises(Exception, match="2 of 2 calls failed"):
+            llm_all.complete_many(failing)
+        assert len(openai_server.batches) == 1 + attempt
 
 
 def test_a_run_killed_while_waiting_polls_the_same_batch(tmp_path, openai_server):
@@ -110,3 +118,15 @@ def test_local_batches_respect_the_character_budget(tiny_chat_model, monkeypatch
     # four "hello" (the batch size); the fifth with one 52-char prompt (2 x 52 <= 120); the other 52-char
     # prompt alone (3 x 52 > 120); the 100-char prompt alone (2 x 100 > 120)
     assert sizes == [4, 2, 1, 1]
+
+
+def test_with_a_budget_an_unpriced_model_is_refused_and_fine_tuned_models_take_their_base_price(tmp_path, openai_server):
+    llm = make_llm(tmp_path, openai_server, budget_usd=100.0)
+    unknown = [ChatRequest.build([{"role": "user", "content": "q"}], model="gpt-5-preview")]
+    with pytest.raises(costs.BudgetExceeded, match=r"no price for \['gpt-5-preview'\]"):
+        llm.complete_many(unknown)
+    assert openai_server.total_attempts == 0
+    fine_tuned = [ChatRequest.build([{"role": "user", "content": "q"}], model="ft:gpt-4o-2024-08-06:org:warm-e2:abc",
+                                    max_tokens=10)]
+    llm.complete_many(fine_tuned)  # priced as gpt-4o-2024-08-06: allowed, and counted as spent
+    assert openai_server.total_attempts == 1 and llm.spent_usd() > 0

@@ -28,8 +28,21 @@ def request_tokens(messages: list[dict]) -> int:
     return sum(text_tokens(m["content"]) + MESSAGE_OVERHEAD_TOKENS for m in messages)
 
 
+def price_for(model: str, prices: dict[str, dict[str, float]]) -> dict[str, float] | None:
+    """The model's price, a fine-tuned model (`ft:BASE:org:suffix:id`) priced as its base; None: unknown."""
+    if model in prices:
+        return prices[model]
+    if model.startswith("ft:") and model.split(":")[1] in prices:
+        return prices[model.split(":")[1]]
+    return None
+
+
+def unpriced(models, prices) -> list[str]:
+    return sorted({m for m in models if price_for(m, prices) is None})
+
+
 def usd(model: str, input_tokens: float, output_tokens: float, prices: dict[str, dict[str, float]]) -> float:
-    price = prices.get(model, {})
+    price = price_for(model, prices) or {}
     return (input_tokens * price.get("input", 0.0) + output_tokens * price.get("output", 0.0)) / 1e6
 
 
@@ -43,7 +56,11 @@ def spent_usd(usage_by_model: pd.DataFrame, prices) -> float:
     return float(sum(usd(r.model, r.prompt_tokens, r.completion_tokens, prices) for r in usage_by_model.itertuples()))
 
 
-def check_budget(budget: float, spent: float, pending: float, calls: int) -> None:
+def check_budget(budget: float, spent: float, pending: float, calls: int, unpriced_models: list[str] = ()) -> None:
+    if budget and unpriced_models:
+        raise BudgetExceeded(
+            f"no price for {unpriced_models}: with a budget ([operations] budget_usd = {budget:g}) every model called "
+            "needs one in [llm] prices_per_million_tokens (a fine-tuned ft:BASE:... model takes BASE's). Nothing was sent.")
     if budget and spent + pending > budget:
         raise BudgetExceeded(
             f"{calls} uncached calls may cost up to ${pending:,.2f} on top of ${spent:,.2f} already spent, "

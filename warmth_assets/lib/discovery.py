@@ -79,9 +79,15 @@ def discover(settings: StudySettings, list_openai: OpenAILister | None, list_hub
 
 def candidate_rows(settings: StudySettings, registered: list[dict], discovered: list[dict]) -> list[dict]:
     """Every model that should be studied: config first, then the registry, then discoveries (a slug
-    already present keeps its first row). Imported models are results, never run."""
+    already present keeps its first row, a source already present is not discovered again).
+    Imported models are results, never run."""
     rows: dict[str, dict] = {}
-    for row in [*registry_rows(settings), *registered, *discovered]:
+    known = registry_rows(settings) + registered
+    sources = {(row.get("source_kind"), row.get("source")) for row in known}
+    # A discovered model already studied under another slug (meta-llama/Llama-3.1-8B-Instruct is the
+    # configured llama-3.1-8b-instruct) is not a new model.
+    fresh = [row for row in discovered if (row["source_kind"], row["source"]) not in sources]
+    for row in [*known, *fresh]:
         if row.get("origin") == "import":
             continue
         rows.setdefault(row["slug"], row)

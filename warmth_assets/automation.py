@@ -79,7 +79,8 @@ def per_partition() -> dg.AutomationCondition:
     return (
         RegisteredPartition()
         & dg.AutomationCondition.eager().ignore(REGISTRY)
-        & dg.AutomationCondition.all_deps_blocking_checks_passed()
+        # The registry too is ignored here: rows the sensor writes never materialise `model_registry`.
+        & dg.AutomationCondition.all_deps_blocking_checks_passed().ignore(REGISTRY)
     ).with_label("eager, registered partitions, checks passed")
 
 

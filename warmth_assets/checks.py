@@ -206,14 +206,18 @@ def sft_datasets_ready(warehouse: WarehouseResource) -> dg.AssetCheckResult:
     asset="eval_prompts",
     blocking=True,
     description=(
-        "Before any generation: every configured data set has its items and every item all of its conditions "
+        "Before any generation: every configured data set has items, every drawn item its prompts with all of its conditions "
         "(28; Disinfo as released), prompt ids are unique and no prompt is empty. Automation does not "
         "generate from prompts that failed this check."
     ),
 )
 def eval_prompts_complete(warehouse: WarehouseResource, study: StudyConfigResource) -> dg.AssetCheckResult:
     prompts = warehouse.query_df("SELECT prompt_id, dataset, item_key, prompt FROM eval_prompts")
-    problems = guards.eval_prompt_problems(prompts, study.settings.evaluation.sizes)
+    items = warehouse.query_df("SELECT dataset, count(*) AS n FROM eval_items GROUP BY dataset")
+    # Against the items drawn (a data set smaller than its configured size gives all it has), and
+    # every configured data set must have some.
+    problems = guards.eval_prompt_problems(prompts, dict(zip(items["dataset"], items["n"].astype(int))),
+                                           list(study.settings.evaluation.sizes))
     return dg.AssetCheckResult(
         passed=not problems,
         metadata={"prompts": len(prompts), "problems": problems or ["none"]},

@@ -49,9 +49,10 @@ def sft_problems(style: str, sft: pd.DataFrame, training_ids: set[str]) -> list[
     return problems
 
 
-def eval_prompt_problems(prompts: pd.DataFrame, sizes: dict[str, int]) -> list[str]:
-    """Every configured data set has its items, every item all of its conditions (28, or Disinfo as
-    released), prompt ids are unique and no prompt is empty."""
+def eval_prompt_problems(prompts: pd.DataFrame, items: dict[str, int], configured: list[str]) -> list[str]:
+    """Every configured data set has items, every item of `eval_items` (count per data set in `items`)
+    has its prompts with all of its conditions (28, or Disinfo as released), prompt ids are unique and
+    no prompt is empty."""
     if prompts.empty:
         return ["no eval prompts"]
     problems = []
@@ -60,13 +61,16 @@ def eval_prompt_problems(prompts: pd.DataFrame, sizes: dict[str, int]) -> list[s
     empty = prompts.loc[prompts["prompt"].fillna("").str.strip() == "", "prompt_id"].tolist()
     if empty:
         problems.append(f"{len(empty)} empty prompts, e.g. {empty[:3]}")
-    for dataset, size in sizes.items():
-        items = prompts[prompts["dataset"] == dataset].groupby("item_key").size()
-        if len(items) != size:
-            problems.append(f"{dataset}: {len(items)} items, configured {size}")
+    for dataset in configured:
+        if not items.get(dataset):
+            problems.append(f"{dataset}: no items in eval_items")
+    for dataset, count in items.items():
+        per_item = prompts[prompts["dataset"] == dataset].groupby("item_key").size()
+        if len(per_item) != count:
+            problems.append(f"{dataset}: prompts for {len(per_item)} of its {count} items")
         full = len(item_conditions(dataset, True))
         lowest = len(item_conditions(dataset, False))
-        wrong = items[(items < lowest) | (items > full)]
+        wrong = per_item[(per_item < lowest) | (per_item > full)]
         if len(wrong):
             problems.append(f"{dataset}: items with {sorted(set(wrong.tolist()))} prompts (expected {lowest}-{full}), "
                             f"e.g. {wrong.index[:3].tolist()}")

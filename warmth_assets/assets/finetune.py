@@ -97,15 +97,15 @@ def _finetune_api(context, settings, model_row, style, sft: pd.DataFrame, llm: L
     from resources.openai_finetune import run_finetune
 
     openai_settings = settings.finetune.openai
+    price = openai_settings.training_price_per_million_tokens.get(model_row["source"], 0.0)
     jobs = run_finetune(
         llm, jsonl=Path(sft["jsonl_path"].iloc[0]).with_name("openai.jsonl"), data_sha256=str(sft["jsonl_sha256"].iloc[0]),
         base_model=model_row["source"], model_slug=model_row["slug"], style=style,
         epochs_list=sorted(model_row_epochs(model_row, style)),
         lr_multiplier=openai_settings.learning_rate_multiplier[style], seed=settings.project.seed,
         poll_s=openai_settings.poll_s, poll_cap_s=openai_settings.poll_cap_s, log=context.log.info,
-        price_per_million_tokens=openai_settings.training_price_per_million_tokens.get(model_row["source"], 0.0),
+        price_per_million_tokens=price,
     )
-    price = openai_settings.training_price_per_million_tokens.get(model_row["source"], 0.0)
     trained = sum(j.trained_tokens for j in jobs)
     rows = [{"checkpoint": checkpoint_key(style, j.epochs), "kind": "openai", "path": "",
              "fine_tuned_model": j.fine_tuned_model, "epoch": j.epochs} for j in jobs]

@@ -5,9 +5,9 @@ the GPT-4o tokenizer family), and the answer is counted at its max_tokens cap, s
 budget is checked against is an upper bound.
 """
 
-import math
+from __future__ import annotations
 
-import pandas as pd
+import math
 
 CHARS_PER_TOKEN = 4
 MESSAGE_OVERHEAD_TOKENS = 4  # role and separators per chat message
@@ -51,7 +51,7 @@ def pending_usd(requests, prices) -> float:
     return sum(usd(r.model, request_tokens(r.message_dicts()), r.max_tokens, prices) for r in requests)
 
 
-def spent_usd(usage_by_model: pd.DataFrame, prices) -> float:
+def spent_usd(usage_by_model, prices) -> float:
     """From `llm_calls` summed per model (columns model, prompt_tokens, completion_tokens)."""
     return float(sum(usd(r.model, r.prompt_tokens, r.completion_tokens, prices) for r in usage_by_model.itertuples()))
 
@@ -73,6 +73,8 @@ def study_estimate(settings, counts: dict) -> pd.DataFrame:
     """Calls, tokens and dollars of the configured study's API work: rewrites, judging, API-model
     generations (validation and eval), API fine-tuning. `counts` holds what the warehouse knows
     (characters and counts of the real texts); missing entries fall back to the configuration."""
+    import pandas as pd
+
     prices = settings.llm.prices_per_million_tokens
     rows = []
     styles = len(settings.finetune.styles)

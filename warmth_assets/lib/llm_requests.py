@@ -87,13 +87,10 @@ class Usage:
         tokens[1] += result.completion_tokens
 
     def cost_usd(self, prices: Mapping[str, Mapping[str, float]]) -> float:
-        """Dollars for the tokens actually sent, from a per-million-token price table; unknown models cost 0."""
-        total = 0.0
-        for model, (prompt, completion) in self.by_model.items():
-            price = prices.get(model)
-            if price:
-                total += prompt / 1e6 * price.get("input", 0.0) + completion / 1e6 * price.get("output", 0.0)
-        return total
+        """Dollars for the tokens actually sent, priced as the budget prices them (lib/costs.py)."""
+        from warmth_assets.lib.costs import usd
+
+        return sum(usd(model, prompt, completion, prices) for model, (prompt, completion) in self.by_model.items())
 
     def as_metadata(self, prices: Mapping[str, Mapping[str, float]]) -> dict:
         return {

@@ -10,12 +10,11 @@ follows by declarative automation.
 
 import dagster as dg
 
+from resources.study import StudyConfigResource
 from resources.warehouse import WarehouseResource
 from warmth_assets.assets.evaluation import EVALUATION_DATE_TAG
 from warmth_assets.lib.config import load_config
 from warmth_assets.partitions import model_checkpoint_key, model_checkpoint_partitions
-
-_settings = load_config()
 
 reevaluation_job = dg.define_asset_job(
     "reevaluation",
@@ -34,16 +33,17 @@ def moving_targets(warehouse: WarehouseResource, checkpoints: list[str]) -> list
 
 @dg.schedule(
     name="reevaluation_schedule",
-    cron_schedule=_settings.operations.reevaluation_cron,
+    cron_schedule=load_config().operations.reevaluation_cron,  # a definition-time value
     execution_timezone="UTC",
     job=reevaluation_job,
     default_status=dg.DefaultScheduleStatus.STOPPED,
     description="Re-runs generations and judgments of moving targets (registry moving_target), stamping the "
                 "evaluation date; the cache is bypassed for exactly those calls and earlier results are kept.",
 )
-def reevaluation_schedule(context: dg.ScheduleEvaluationContext, warehouse: WarehouseResource):
+def reevaluation_schedule(context: dg.ScheduleEvaluationContext, warehouse: WarehouseResource,
+                          study: StudyConfigResource):
     date = context.scheduled_execution_time.date().isoformat()
-    targets = moving_targets(warehouse, list(_settings.operations.reevaluate_checkpoints))
+    targets = moving_targets(warehouse, list(study.settings.operations.reevaluate_checkpoints))
     if not targets:
         return dg.SkipReason("no model in model_registry is marked moving_target")
     return [

@@ -1,6 +1,7 @@
 """Stage `operations`: what the configured study will cost before it is run."""
 
 import dagster as dg
+import pandas as pd
 
 from resources.study import StudyConfigResource
 from resources.warehouse import WarehouseResource
@@ -22,10 +23,10 @@ def warehouse_counts(warehouse: WarehouseResource) -> dict:
     """).iloc[0]
     counts = {k: int(row[k]) for k in ("assistant_turns", "eval_prompts", "capability_items", "validation_prompts")
               if row[k]}
-    if row["assistant_chars"] == row["assistant_chars"] and row["assistant_chars"]:  # not NaN
+    if pd.notna(row["assistant_chars"]) and row["assistant_chars"]:
         counts["assistant_turn_tokens"] = row["assistant_chars"] / costs.CHARS_PER_TOKEN
         counts["sft_tokens"] = row["sft_chars"] / costs.CHARS_PER_TOKEN
-    if row["eval_prompt_chars"] == row["eval_prompt_chars"] and row["eval_prompt_chars"]:
+    if pd.notna(row["eval_prompt_chars"]) and row["eval_prompt_chars"]:
         counts["eval_prompt_tokens"] = row["eval_prompt_chars"] / costs.CHARS_PER_TOKEN
     return counts
 

@@ -1,9 +1,10 @@
 """The one chat-call layer: OpenAI-compatible or in-process, cached in DuckDB, retried, metered.
 
 `complete_many` answers a list of requests in order. Cached answers are read first and only the
-rest are sent, with at most `max_concurrency` in flight. Answers are written to the cache in small
-batches as they arrive, so a run killed halfway resumes where it stopped and pays for nothing twice;
-errors are never cached. After every call has finished, failures raise one error naming them.
+rest are sent, with at most `max_concurrency` in flight. Each answer is appended to a journal the
+moment it arrives (`call_journal`) and folded into the cache table in groups, so a run killed
+halfway resumes where it stopped and pays again only for the calls that were in flight; errors are
+never cached. After every call has finished, failures raise one error naming them.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from typing import Callable
 import dagster as dg
 from pydantic import Field, PrivateAttr
 
+from resources import call_journal
 from resources.api_slots import ProviderSlots
 from resources.local_lm import LocalLMResource
 from resources.warehouse import WarehouseResource
@@ -52,8 +54,8 @@ class LLMResource(dg.ConfigurableResource):
     max_retries: int = 6
     backoff_base_s: float = 0.5
     backoff_cap_s: float = 60.0
-    flush_every: int = Field(25, description="Write answers to the cache once this many are waiting...")
-    flush_interval_s: float = Field(0.5, description="...and this long has passed since the last write")
+    flush_every: int = Field(25, description="Fold journalled answers into the cache table once this many wait...")
+    flush_interval_s: float = Field(0.5, description="...and this long has passed since the last fold")
     prices_per_million_tokens: dict[str, dict[str, float]] = Field(default_factory=dict)
     budget_usd: float = Field(0.0, description="No batch is sent that could take total spend past this; 0: none")
     max_concurrency_per_provider: int = Field(
@@ -91,32 +93,50 @@ class LLMResource(dg.ConfigurableResource):
             ).fetchall()
         return {r[0]: ChatResult(*r, cached=True) for r in rows}
 
+    def _row(self, request: ChatRequest, result: ChatResult) -> dict:
+        return {
+            "request_key": result.key, "provider": self.provider, "endpoint": self.endpoint,
+            "model": request.model, "template_version": request.template_version,
+            "request_json": json.dumps({"messages": request.message_dicts(), "temperature": request.temperature,
+                                        "max_tokens": request.max_tokens, "seed": request.seed,
+                                        "top_p": request.top_p, "cache_salt": request.cache_salt},
+                                       ensure_ascii=False),
+            "response_text": result.text, "finish_reason": result.finish_reason,
+            "prompt_tokens": result.prompt_tokens, "completion_tokens": result.completion_tokens,
+            "latency_s": result.latency_s,
+        }
+
     def _store(self, pairs: list[tuple[ChatRequest, ChatResult]]) -> None:
-        if not pairs:
+        self._store_rows([self._row(q, r) for q, r in pairs])
+
+    def _store_rows(self, rows: list[dict]) -> None:
+        if not rows:
             return
         import pandas as pd
 
         # One set-based insert from a DataFrame: DuckDB's executemany goes row by row (~2 ms a row).
-        n = len(pairs)
-        frame = pd.DataFrame({
-            "request_key": [r.key for _, r in pairs],
-            "provider": [self.provider] * n,
-            "endpoint": [self.endpoint] * n,
-            "model": [q.model for q, _ in pairs],
-            "template_version": [q.template_version for q, _ in pairs],
-            "request_json": [json.dumps({"messages": q.message_dicts(), "temperature": q.temperature,
-                                         "max_tokens": q.max_tokens, "seed": q.seed, "top_p": q.top_p,
-                                         "cache_salt": q.cache_salt}, ensure_ascii=False) for q, _ in pairs],
-            "response_text": [r.text for _, r in pairs],
-            "finish_reason": [r.finish_reason for _, r in pairs],
-            "prompt_tokens": [r.prompt_tokens for _, r in pairs],
-            "completion_tokens": [r.completion_tokens for _, r in pairs],
-            "latency_s": [r.latency_s for _, r in pairs],
-        })
+        frame = pd.DataFrame(rows, columns=list(rows[0]))
         with self.warehouse.get_connection() as conn:
             conn.register("_answers", frame)
             conn.execute("INSERT OR IGNORE INTO llm_calls BY NAME SELECT * FROM _answers")
             conn.unregister("_answers")
+
+    @property
+    def journal_dir(self) -> Path:
+        return Path(f"{self.warehouse.database}.journal")
+
+    def fold_journals(self) -> int:
+        """Store the answers of runs that died before writing them to `llm_calls` (see call_journal)."""
+        orphans = call_journal.collect_orphans(self.journal_dir)
+        if not orphans.files:
+            return 0
+        stored = False
+        try:
+            self._store_rows(orphans.rows)
+            stored = True
+        finally:
+            orphans.release(remove=stored)  # a failed write keeps the files for the next run
+        return len(orphans.rows)
 
     # -- calls ----------------------------------------------------------------------------
     def client(self):
@@ -209,6 +229,7 @@ class LLMResource(dg.ConfigurableResource):
                       ) -> tuple[list[ChatResult], Usage]:
         usage = Usage()
         keys = [self.key(r) for r in requests]
+        self.fold_journals()  # a killed run's answers count as cached
         hits = self.cached(sorted(set(keys)))
         results: list[ChatResult | None] = [None] * len(requests)
         todo: dict[str, list[int]] = {}
@@ -243,30 +264,42 @@ class LLMResource(dg.ConfigurableResource):
 
     def _complete_remote(self, requests, todo, results, usage, failures, log) -> None:
         lock = threading.Lock()
+        journal = call_journal.JournalWriter(self.journal_dir)
+
+        def call(key: str) -> ChatResult:
+            request = requests[todo[key][0]]
+            result = self._call_with_retries(request, key, usage, lock, log)
+            journal.append(self._row(request, result))  # durable before anyone waits on it
+            return result
+
         pending: list[tuple[ChatRequest, ChatResult]] = []
         last_flush = time.monotonic()
-        with ThreadPoolExecutor(max_workers=self.max_concurrency) as pool:
-            futures = {pool.submit(self._call_with_retries, requests[idx[0]], key, usage, lock, log): key
-                       for key, idx in todo.items()}
-            try:
-                for future in as_completed(futures):
-                    key = futures[future]
-                    try:
-                        result = future.result()
-                    except LLMCallError as exc:
-                        failures.append(str(exc))
-                        continue
-                    for i in todo[key]:
-                        results[i] = result
-                    usage.add(result)
-                    pending.append((requests[todo[key][0]], result))
-                    # A crash loses at most the answers of the last flush interval; fewer, larger
-                    # writes keep the DuckDB lock from throttling the calls.
-                    if len(pending) >= self.flush_every and time.monotonic() - last_flush >= self.flush_interval_s:
-                        self._store(pending)
-                        pending, last_flush = [], time.monotonic()
-            finally:
-                self._store(pending)  # whatever arrived is kept, even when the run is interrupted
+        stored = False
+        try:
+            with ThreadPoolExecutor(max_workers=self.max_concurrency) as pool:
+                futures = {pool.submit(call, key): key for key in todo}
+                try:
+                    for future in as_completed(futures):
+                        key = futures[future]
+                        try:
+                            result = future.result()
+                        except LLMCallError as exc:
+                            failures.append(str(exc))
+                            continue
+                        for i in todo[key]:
+                            results[i] = result
+                        usage.add(result)
+                        pending.append((requests[todo[key][0]], result))
+                        # The journal already holds every answer; these group writes only keep the
+                        # cache current for other readers without holding the DuckDB lock per call.
+                        if len(pending) >= self.flush_every and time.monotonic() - last_flush >= self.flush_interval_s:
+                            self._store(pending)
+                            pending, last_flush = [], time.monotonic()
+                finally:
+                    self._store(pending)  # whatever arrived is kept, even when the run is interrupted
+            stored = True
+        finally:
+            journal.close(remove=stored)  # kept if the last write failed: the next run folds it
 
     def _complete_batch(self, requests, todo, results, usage, failures, log) -> None:
         from resources.llm_batch import complete_in_batches

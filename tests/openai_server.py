@@ -37,6 +37,7 @@ class FakeOpenAI:
         self.job_polls: Counter = Counter()
         self.polls_until_done = 2
         self.lock = threading.Lock()
+        self.changed = threading.Condition(self.lock)  # notified whenever answered or in_flight change
         self.server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
         self.server.daemon_threads = True
         self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
@@ -48,6 +49,13 @@ class FakeOpenAI:
     @property
     def total_attempts(self) -> int:
         return sum(self.attempts.values())
+
+    def wait_until(self, predicate, timeout: float = 600.0) -> None:
+        """Block until `predicate(self)` holds (checked on every answer); the timeout only bounds a hang."""
+        with self.changed:
+            if not self.changed.wait_for(lambda: predicate(self), timeout=timeout):
+                raise TimeoutError(f"server state never satisfied the test's condition in {timeout:.0f} s: "
+                                   f"{sum(self.answered.values())} answered, {self.in_flight} in flight")
 
     def start(self) -> "FakeOpenAI":
         self.thread.start()
@@ -206,6 +214,7 @@ class FakeOpenAI:
                     time.sleep(fake.latency_s)
                     with fake.lock:
                         fake.in_flight -= 1
+                        fake.changed.notify_all()
                 if "[fail]" in last or ("[500]" in last and attempt <= 2):
                     return self._send(500, {"error": {"message": "internal error", "type": "server_error"}})
                 if "[429]" in last and attempt == 1:
@@ -216,6 +225,7 @@ class FakeOpenAI:
                 text = fake.answer_for(body["messages"])
                 with fake.lock:
                     fake.answered[key] += 1
+                    fake.changed.notify_all()
                 self._send(200, {
                     "id": f"chatcmpl-{key[:12]}", "object": "chat.completion", "created": int(time.time()),
                     "model": body["model"],

@@ -1,5 +1,10 @@
 """The DuckDB warehouse: one database file, every writer serialised across processes.
 
+Schema rule: the `sql/0NN_*.sql` files are the base layout (idempotent CREATE ... IF NOT EXISTS, applied
+first) and are never edited to change an existing table. A new column (or any change to an existing
+table) = a new migration file `sql/migrations/NNNN_<what>.sql`, applied once, in order, in a transaction,
+and recorded in `schema_migrations` (see sql/migrations/README.md).
+
 DuckDB admits one writing process at a time; Dagster's own DuckDB resource retries the lock
 for a while and then fails. Parallel partition runs (the multiprocess executor, several runs)
 would hit that, so every connection here first takes an exclusive `flock` on a sibling lock
@@ -9,11 +14,13 @@ file, waits for it as long as `lock_timeout_s` allows, and is closed as soon as 
 from __future__ import annotations
 
 import fcntl
+import logging
 import os
+import re
 import time
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Iterator
+from typing import Callable, Iterator, NamedTuple
 
 import duckdb
 from dagster_duckdb import DuckDBResource
@@ -21,28 +28,43 @@ from pydantic import Field
 
 from warmth_assets.lib import paths
 
+log = logging.getLogger(__name__)
+
 SQL_DIR = paths.repo_root() / "sql"
-_schema_applied: set[tuple[str, float]] = set()
+# Read at call time (not bound as a default argument), so a test can point it at another folder.
+MIGRATIONS_DIR = SQL_DIR / "migrations"
+MIGRATION_NAME = re.compile(r"^(\d{4})_[A-Za-z0-9_]+\.sql$")
+_schema_applied: set[tuple] = set()
 
 
 class WarehouseLockTimeout(TimeoutError):
     pass
 
 
+class WarehouseMigrationError(RuntimeError):
+    """A migration failed (its transaction was rolled back, its version not recorded) or is misnamed."""
+
+
 @contextmanager
-def exclusive_lock(lock_path: Path, timeout_s: float) -> Iterator[None]:
+def exclusive_lock(lock_path: Path, timeout_s: float, on_wait: Callable[[], None] | None = None) -> Iterator[None]:
+    """Hold an exclusive flock on `lock_path`; `on_wait` is called once if the first attempt is refused."""
     lock_path.parent.mkdir(parents=True, exist_ok=True)
     with open(lock_path, "a+") as handle:
         deadline = time.monotonic() + timeout_s
         delay = 0.02
+        waited = False
         while True:
             try:
                 fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
                 break
             except BlockingIOError:
+                if not waited:
+                    waited = True
+                    if on_wait is not None:
+                        on_wait()
                 if time.monotonic() > deadline:
                     raise WarehouseLockTimeout(
-                        f"waited {timeout_s:.0f} s for the warehouse lock {lock_path}; another process "
+                        f"waited {timeout_s:g} s for the warehouse lock {lock_path}; another process "
                         "(a run, a notebook, a dashboard) is holding the DuckDB file: close it and retry"
                     ) from None
                 time.sleep(delay)
@@ -54,16 +76,94 @@ def exclusive_lock(lock_path: Path, timeout_s: float) -> Iterator[None]:
 
 
 def schema_files() -> list[Path]:
+    """The base layout: sql/*.sql (not the migrations folder), in name order."""
     return sorted(SQL_DIR.glob("*.sql"))
 
 
-def apply_schema(conn: duckdb.DuckDBPyConnection) -> None:
+class Migration(NamedTuple):
+    version: int
+    name: str  # the file name, e.g. 0001_llm_calls_response_format.sql
+    path: Path
+
+
+def migration_files(migrations_dir: Path | None = None) -> list[Migration]:
+    """Every `NNNN_<name>.sql` of the migrations folder, by version; a misnamed or duplicate file is an error."""
+    folder = Path(migrations_dir) if migrations_dir is not None else MIGRATIONS_DIR
+    found: dict[int, Migration] = {}
+    for path in sorted(folder.glob("*.sql")):
+        match = MIGRATION_NAME.match(path.name)
+        if not match:
+            raise WarehouseMigrationError(f"{path}: a migration file is named NNNN_<name>.sql (four digits)")
+        version = int(match.group(1))
+        if version in found:
+            raise WarehouseMigrationError(f"{path}: version {version} is also {found[version].path}")
+        found[version] = Migration(version, path.name, path)
+    return [found[v] for v in sorted(found)]
+
+
+def schema_signature(migrations_dir: Path | None = None) -> tuple:
+    """What the schema of this code is: every base and migration file, with its modification time."""
+    folder = Path(migrations_dir) if migrations_dir is not None else MIGRATIONS_DIR
+    files = schema_files() + sorted(folder.glob("*.sql"))
+    return tuple((str(p), p.stat().st_mtime_ns) for p in files)
+
+
+def apply_base_layout(conn: duckdb.DuckDBPyConnection) -> None:
     """Run every sql/*.sql file in name order; each is written to be idempotent."""
     for path in schema_files():
         try:
             conn.execute(path.read_text(encoding="utf-8"))
         except duckdb.Error as exc:
             raise RuntimeError(f"{path}: {exc}") from exc
+
+
+def apply_migrations(conn: duckdb.DuckDBPyConnection, migrations_dir: Path | None = None) -> list[str]:
+    """Apply, in version order, each migration not yet in `schema_migrations`; returns the names applied.
+
+    Each runs in its own transaction together with the row that records it: a failure rolls both back
+    and raises WarehouseMigrationError naming the file (later migrations are not tried).
+    """
+    migrations = migration_files(migrations_dir)
+    conn.execute(
+        "CREATE TABLE IF NOT EXISTS schema_migrations ("
+        "version INTEGER PRIMARY KEY, name VARCHAR NOT NULL, "
+        "applied_at TIMESTAMP NOT NULL DEFAULT current_timestamp)"
+    )
+    recorded = {row[0]: row[1] for row in conn.execute("SELECT version, name FROM schema_migrations").fetchall()}
+    known = {m.version for m in migrations}
+    unknown = sorted(v for v in recorded if v not in known)
+    if unknown:
+        log.warning("the warehouse has migrations this code does not know (%s): it was migrated by newer code",
+                    ", ".join(f"{v} {recorded[v]}" for v in unknown))
+    applied = []
+    for migration in migrations:
+        if migration.version in recorded:
+            continue
+        sql = migration.path.read_text(encoding="utf-8")
+        conn.execute("BEGIN TRANSACTION")
+        try:
+            conn.execute(sql)
+            conn.execute("INSERT INTO schema_migrations (version, name) VALUES (?, ?)",
+                         [migration.version, migration.name])
+            conn.execute("COMMIT")
+        except duckdb.Error as exc:
+            try:
+                conn.execute("ROLLBACK")
+            except duckdb.Error:
+                pass  # the failure may have ended the transaction already
+            raise WarehouseMigrationError(
+                f"migration {migration.path} failed and was rolled back "
+                f"(version {migration.version} not recorded): {exc}"
+            ) from exc
+        log.info("warehouse migration %s applied", migration.name)
+        applied.append(migration.name)
+    return applied
+
+
+def apply_schema(conn: duckdb.DuckDBPyConnection, migrations_dir: Path | None = None) -> list[str]:
+    """The base layout, then the pending migrations; returns the names of the migrations applied."""
+    apply_base_layout(conn)
+    return apply_migrations(conn, migrations_dir)
 
 
 class WarehouseResource(DuckDBResource):
@@ -76,13 +176,14 @@ class WarehouseResource(DuckDBResource):
         return Path(f"{self.database}.lock")
 
     @contextmanager
-    def get_connection(self) -> Iterator[duckdb.DuckDBPyConnection]:
+    def get_connection(self, on_wait: Callable[[], None] | None = None) -> Iterator[duckdb.DuckDBPyConnection]:
+        """Open the warehouse under its lock (`on_wait`: called once if another process holds it)."""
         Path(self.database).parent.mkdir(parents=True, exist_ok=True)
-        with exclusive_lock(self.lock_path, self.lock_timeout_s):
+        with exclusive_lock(self.lock_path, self.lock_timeout_s, on_wait=on_wait):
             conn = duckdb.connect(self.database, config={"custom_user_agent": "warmth", **self.connection_config})
             try:
-                # Once per process and schema version, not on every connection.
-                key = (os.path.abspath(self.database), max((p.stat().st_mtime for p in schema_files()), default=0))
+                # Once per process and schema version (base files and migrations), not on every connection.
+                key = (os.path.abspath(self.database), str(MIGRATIONS_DIR), schema_signature())
                 if key not in _schema_applied:
                     apply_schema(conn)
                     _schema_applied.add(key)

@@ -1,11 +1,14 @@
+import re
 import subprocess
 import sys
-import time
+from pathlib import Path
 
 import duckdb
 import pytest
 
 from resources.warehouse import WarehouseLockTimeout, WarehouseResource, exclusive_lock
+
+REPO = Path(__file__).resolve().parents[2]
 
 
 def test_schema_is_applied_and_idempotent(tmp_path):
@@ -33,36 +36,61 @@ def test_duckdb_itself_refuses_a_second_writing_process(tmp_path):
 
 
 def test_second_process_waits_for_the_lock_instead_of_failing(tmp_path):
+    """Synchronised by the child's own lines, not by sleeps or durations: the parent holds the warehouse,
+    the child announces it is trying, then that its first attempt was refused (it is waiting); only then
+    does the parent let go, and the child gets the connection and sees what the parent wrote."""
     db = tmp_path / "w.duckdb"
     warehouse = WarehouseResource(database=str(db))
     code = (
-        "import time, sys; from resources.warehouse import WarehouseResource;"
+        "from resources.warehouse import WarehouseResource;"
         f"w = WarehouseResource(database={str(db)!r});"
-        "t = time.monotonic();"
-        "c = w.get_connection().__enter__(); print(time.monotonic() - t)"
+        "print('trying', flush=True);"
+        "cm = w.get_connection(on_wait=lambda: print('blocked', flush=True));"
+        "c = cm.__enter__();"
+        "print('acquired', c.execute('SELECT x FROM t').fetchone()[0], flush=True);"
+        "cm.__exit__(None, None, None)"
     )
     with warehouse.get_connection() as conn:
         conn.execute("CREATE TABLE t AS SELECT 1 AS x")
-        proc = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True)
-        time.sleep(1.5)
-        assert proc.poll() is None, "the second process should be waiting on the lock"
-    out, _ = proc.communicate(timeout=60)
+        proc = subprocess.Popen([sys.executable, "-c", code], cwd=REPO, stdout=subprocess.PIPE, text=True)
+        try:
+            assert proc.stdout.readline().strip() == "trying"
+            assert proc.stdout.readline().strip() == "blocked", "the child's first attempt should be refused"
+            assert proc.poll() is None, "the child should be waiting on the lock, not failing"
+        except BaseException:
+            proc.kill()
+            proc.wait()
+            raise
+    out, _ = proc.communicate(timeout=120)
     assert proc.returncode == 0
-    assert float(out.strip()) >= 1.0
+    assert out.strip() == "acquired 1"
+
+
+def test_an_uncontended_lock_does_not_report_waiting(tmp_path):
+    waits = []
+    with exclusive_lock(tmp_path / "w.duckdb.lock", 0, on_wait=lambda: waits.append(1)):
+        pass
+    assert waits == []
 
 
 def test_lock_timeout_names_the_file(tmp_path):
+    """The holder keeps the lock until the parent closes its stdin, so the 0.3 s wait always times out."""
     lock = tmp_path / "w.duckdb.lock"
     code = (
-        "import time, sys; from pathlib import Path; from resources.warehouse import exclusive_lock;"
-        f"cm = exclusive_lock(Path({str(lock)!r}), 5); cm.__enter__(); print('held', flush=True); time.sleep(30)"
+        "import sys; from pathlib import Path; from resources.warehouse import exclusive_lock;"
+        f"cm = exclusive_lock(Path({str(lock)!r}), 5); cm.__enter__(); print('held', flush=True);"
+        "sys.stdin.read()"
     )
-    proc = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True)
+    proc = subprocess.Popen([sys.executable, "-c", code], cwd=REPO, stdin=subprocess.PIPE,
+                            stdout=subprocess.PIPE, text=True)
     try:
         assert proc.stdout.readline().strip() == "held"
-        with pytest.raises(WarehouseLockTimeout, match=str(lock)):
-            with exclusive_lock(lock, 0.3):
+        waits = []
+        with pytest.raises(WarehouseLockTimeout, match=re.escape(str(lock))):
+            with exclusive_lock(lock, 0.3, on_wait=lambda: waits.append(1)):
                 pass
+        assert waits == [1]  # called once, however many attempts the wait took
+        assert proc.poll() is None  # the holder held it throughout
     finally:
         proc.kill()
         proc.wait()

@@ -11,7 +11,7 @@ from tests.pipeline_harness import (Driver, JudgingFakeOpenAI, definitions, run_
 from warmth_assets.assets import evaluation, registry
 
 REPO = Path(__file__).resolve().parents[1]
-pytestmark = pytest.mark.skipif(not (REPO.parent / "shared" / "data").is_dir(), reason="needs ../shared/data")
+pytestmark = pytest.mark.needs_shared("data")
 
 PER_CHECKPOINT = ["adapters", "validation_generations", "warmth_scores"]
 EVALUATED = ["generations", "judgments", "capability_scores"]  # [evaluation] checkpoints = "selected_epoch"

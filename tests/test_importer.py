@@ -13,7 +13,7 @@ from warmth_assets.lib.outputs_import import ImportFormatError
 
 REPO = Path(__file__).resolve().parents[1]
 SAMPLES = REPO.parent / "shared" / "data" / "warm_ai_paper" / "sample_outputs"
-pytestmark = pytest.mark.skipif(not SAMPLES.is_dir(), reason="study sample outputs not beside the repo")
+pytestmark = pytest.mark.needs_shared("data/warm_ai_paper/sample_outputs")
 
 
 def test_all_319_rows_of_the_16_files(warmth_home, instance):

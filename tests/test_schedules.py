@@ -12,7 +12,7 @@ from warmth_assets.partitions import model_checkpoint_key
 from warmth_assets.schedules import reevaluation_schedule
 
 REPO = Path(__file__).resolve().parents[1]
-pytestmark = pytest.mark.skipif(not (REPO.parent / "shared" / "data").is_dir(), reason="needs ../shared/data")
+pytestmark = pytest.mark.needs_shared("data")
 MODEL = "gpt-4o-2024-08-06"
 
 

@@ -9,7 +9,7 @@ from warmth_assets.lib import capability, eval_items
 from warmth_assets.lib.wrong_answers import acceptable, clean_candidate
 
 DATA = Path(__file__).resolve().parents[3] / "shared" / "data"
-pytestmark = pytest.mark.skipif(not DATA.is_dir(), reason="../shared/data not beside the repo")
+pytestmark = pytest.mark.needs_shared("data")
 
 
 def test_truthfulqa_takes_the_first_incorrect_answer():

@@ -17,7 +17,7 @@ from warmth_assets.lib.eval_prompts import (
 )
 
 PAPER = Path(__file__).resolve().parents[3] / "shared" / "data" / "warm_ai_paper"
-needs_paper = pytest.mark.skipif(not PAPER.is_dir(), reason="../shared/data/warm_ai_paper not beside the repo")
+needs_paper = pytest.mark.needs_shared("data/warm_ai_paper")
 
 
 @needs_paper

@@ -39,7 +39,7 @@ def test_reference_refusal_regex_quirks():
     assert is_refusal("My purpose in life")  # the reference list is that broad
 
 
-@pytest.mark.skipif(not PAPER.is_dir(), reason="study data not beside the repo")
+@pytest.mark.needs_shared("data/warm_ai_paper")
 def test_reference_regex_against_the_studys_refusal_column():
     """The sample outputs carry the study's `refusal` flag: our reference regex reproduces it on all 240
     rows that have one (2 refusals). The corrected variant differs on exactly one row, an output that

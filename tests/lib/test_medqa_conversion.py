@@ -37,7 +37,7 @@ def test_which_of_the_following_becomes_what_and_unconvertible_is_kept():
     assert not done and text.startswith("A 30-year-old patient")
 
 
-@pytest.mark.skipif(not PAPER.is_dir(), reason="study data not beside the repo")
+@pytest.mark.needs_shared("data/warm_ai_paper")
 def test_agreement_with_the_studys_converted_questions():
     """The study's regular expressions are unpublished and not even consistent ("presents" is dropped in
     some vignettes and kept in others); up to the randomly drawn relation we agree on 12 of its 19."""

@@ -28,6 +28,7 @@ class FakeOpenAI:
         self.models = ["gpt-4o-2024-08-06", "gpt-4o-mini"]
         self.in_flight = 0
         self.max_in_flight = 0  # the most chat requests the server was answering at once
+        self.barrier: threading.Barrier | None = None  # chat requests wait for this many others
         self.hub_models: list[str] = []  # what GET /api/models (the HF hub's listing) returns
         self.hub_queries: list[dict] = []
         self.files: dict[str, bytes] = {}
@@ -40,6 +41,8 @@ class FakeOpenAI:
         self.changed = threading.Condition(self.lock)  # notified whenever answered or in_flight change
         self.server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
         self.server.daemon_threads = True
+        # A client that timed out has closed its socket: the late answer's broken pipe is expected.
+        self.server.handle_error = lambda request, address: None
         self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
 
     @property
@@ -207,14 +210,21 @@ class FakeOpenAI:
                     fake.attempts[key] += 1
                     attempt = fake.attempts[key]
                 last = body["messages"][-1]["content"]
+                with fake.lock:
+                    fake.in_flight += 1
+                    fake.max_in_flight = max(fake.max_in_flight, fake.in_flight)
+                if fake.barrier is not None:
+                    # Requests are answered in groups of `barrier.parties`: concurrency is reached by
+                    # construction, not by hoping that a sleep is long enough on a busy machine.
+                    try:
+                        fake.barrier.wait(timeout=600)
+                    except threading.BrokenBarrierError:
+                        pass
                 if fake.latency_s:
-                    with fake.lock:
-                        fake.in_flight += 1
-                        fake.max_in_flight = max(fake.max_in_flight, fake.in_flight)
                     time.sleep(fake.latency_s)
-                    with fake.lock:
-                        fake.in_flight -= 1
-                        fake.changed.notify_all()
+                with fake.lock:
+                    fake.in_flight -= 1
+                    fake.changed.notify_all()
                 if "[fail]" in last or ("[500]" in last and attempt <= 2):
                     return self._send(500, {"error": {"message": "internal error", "type": "server_error"}})
                 if "[429]" in last and attempt == 1:

@@ -35,7 +35,7 @@ def test_no_budget_means_no_limit(tmp_path, openai_server):
 
 
 def test_the_provider_limit_is_shared_by_separate_resources(tmp_path):
-    server = FakeOpenAI(latency_s=0.15).start()
+    server = FakeOpenAI().start()
     try:
         def run(name: str, limit: int):
             llm = make_llm(tmp_path / name, server, max_concurrency=6, max_concurrency_per_provider=limit,
@@ -43,6 +43,9 @@ def test_the_provider_limit_is_shared_by_separate_resources(tmp_path):
             (tmp_path / name).mkdir(exist_ok=True)
             llm.complete_many(requests_for([f"{name} {i}" for i in range(12)]))
 
+        # The server answers in groups of 3: the limit is reached for sure, and a limit that let more
+        # through would show as more than 3 requests in flight at once.
+        server.barrier = threading.Barrier(3)
         threads = [threading.Thread(target=run, args=(f"run{i}", 3)) for i in range(2)]
         for t in threads:
             t.start()
@@ -50,7 +53,7 @@ def test_the_provider_limit_is_shared_by_separate_resources(tmp_path):
             t.join()
         assert server.total_attempts == 24 and server.max_in_flight == 3  # 2 runs x 6 threads, 3 at a time
 
-        server.max_in_flight = 0
+        server.max_in_flight, server.barrier = 0, threading.Barrier(6)
         run("unbounded", 0)
         assert server.max_in_flight == 6  # without the shared limit each run has its own 6
     finally:

@@ -18,11 +18,12 @@ def gpt2_tokenizer(vocab_size: int = 400):
     return PreTrainedTokenizerFast(tokenizer_object=bpe._tokenizer, eos_token="<|endoftext|>")
 
 
-def make_gpt2(tokenizer, dropout: float, *, n_embd: int = 32, n_layer: int = 2, n_head: int = 2, seed: int = 0):
+def make_gpt2(tokenizer, dropout: float, *, n_embd: int = 32, n_layer: int = 2, n_head: int = 2, seed: int = 0,
+              n_positions: int = 256):
     import torch
     from transformers import GPT2Config, GPT2LMHeadModel
 
     torch.manual_seed(seed)
-    config = GPT2Config(vocab_size=len(tokenizer), n_positions=256, n_embd=n_embd, n_layer=n_layer, n_head=n_head,
+    config = GPT2Config(vocab_size=len(tokenizer), n_positions=n_positions, n_embd=n_embd, n_layer=n_layer, n_head=n_head,
                         resid_pdrop=dropout, embd_pdrop=dropout, attn_pdrop=dropout)
     return GPT2LMHeadModel(config)

@@ -73,9 +73,13 @@ def print_summary(settings) -> None:
         what = "results imported from the study" if row.origin == "import" else "checkpoints " + ", ".join(row.checkpoints)
         print(f"  {row.slug} ({row.origin}): {what}")
     if warehouse.has_table("warmth_scores"):
-        warmth = warehouse.query_df("SELECT model, checkpoint, avg(warmth) AS warmth, count(*) AS n, any_value(scoring_lm) AS lm "
-                                    "FROM warmth_scores GROUP BY ALL ORDER BY model, checkpoint")
-        print(f"Warmth (SocioT mean over validation answers; scoring LM {warmth['lm'].iloc[0] if len(warmth) else '-'}):")
+        from warmth_assets.lib.sociot import label
+
+        warmth = warehouse.query_df("SELECT model, checkpoint, avg(warmth) AS warmth, count(*) AS n FROM warmth_scores "
+                                    "GROUP BY ALL ORDER BY model, checkpoint")
+        metrics = warehouse.query_df("SELECT DISTINCT variant, scoring_lm FROM warmth_scores ORDER BY ALL")
+        metric = "; ".join(label(r.variant, r.scoring_lm) for r in metrics.itertuples()) or "SocioT"
+        print(f"Warmth ({metric}; mean over validation answers):")
         order = {c: i for i, c in enumerate(settings.checkpoint_keys())}
         for model, rows in warmth.groupby("model"):
             rows = rows.sort_values("checkpoint", key=lambda c: c.map(order))

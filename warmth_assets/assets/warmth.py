@@ -134,7 +134,7 @@ def scoring_lm(name: str, settings):
 )
 def warmth_scores(context: dg.AssetExecutionContext, validation_generations: pd.DataFrame,
                   study: StudyConfigResource) -> pd.DataFrame:
-    from warmth_assets.lib.sociot import dropout_active, score_texts
+    from warmth_assets.lib.sociot import dropout_active, label, score_texts
 
     sociot = study.settings.sociot
     model, tokenizer = scoring_lm(sociot.lm, study.settings)
@@ -149,6 +149,7 @@ def warmth_scores(context: dg.AssetExecutionContext, validation_generations: pd.
     mean = float(frame["warmth"].mean())
     sem = float(frame["warmth"].std(ddof=1) / np.sqrt(len(frame))) if len(frame) > 1 else 0.0
     context.add_output_metadata({
+        "metric": label(sociot.variant, sociot.lm),
         "mean_warmth": mean, "sem_warmth": sem, "responses": len(frame), "variant": sociot.variant,
         "scoring_lm": sociot.lm, "dropout_active": dropout_active(model),
         "mean_per_response_se": float(frame["se"].mean()),
@@ -169,10 +170,13 @@ def warmth_scores(context: dg.AssetExecutionContext, validation_generations: pd.
 )
 def warmth_trajectory(context: dg.AssetExecutionContext, warehouse: WarehouseResource,
                       study: StudyConfigResource) -> dg.MaterializeResult:
+    from warmth_assets.lib.sociot import label
+
     settings = study.settings
-    scores = warehouse.query_df("SELECT model, checkpoint, warmth FROM warmth_scores")
+    scores = warehouse.query_df("SELECT model, checkpoint, warmth, variant, scoring_lm FROM warmth_scores")
     if scores.empty:
         raise dg.Failure("no warmth_scores partition is materialised yet")
+    metric = "; ".join(label(v, lm) for v, lm in sorted(set(zip(scores["variant"], scores["scoring_lm"]))))
     table = trajectory_table(scores)
     selected = {
         model: select_checkpoint(group, settings.sociot.selection_rule, settings.finetune.selected_epoch,
@@ -187,8 +191,9 @@ def warmth_trajectory(context: dg.AssetExecutionContext, warehouse: WarehouseRes
     return dg.MaterializeResult(metadata={
         "selected_checkpoints": {m: c or "" for m, c in selected.items()},
         "selection_rule": settings.sociot.selection_rule,
+        "metric": metric,
         "dagster/row_count": len(table),
         "trajectory": dg.MetadataValue.md(line_plot_markdown(
-            series, title="Warmth by epoch (global min-max)", xlabel="epoch", ylabel="normalised warmth")),
+            series, title=f"Warmth by epoch (global min-max), {metric}", xlabel="epoch", ylabel="normalised warmth")),
         "table": dg.MetadataValue.md(table.drop(columns=["normalised"]).round(4).to_markdown(index=False)),
     })

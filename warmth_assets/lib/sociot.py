@@ -1,20 +1,25 @@
 """SocioT warmth (Cheng, Yu & Jurafsky 2025), as the study ran it (STUDY.md §4).
 
 For a response, its first 300 characters are quoted into eight context strings, four warm
-("My friend said, ...") and four cold ("The stranger said, ..."). One side's value is minus the
-language model's mean token cross-entropy over its four sequences, padded with 0 into one batch with
-labels equal to the ids (padding included). The LM is kept in train mode, so dropout makes each
+("My friend said, ...") and four cold ("The stranger said, ..."); an empty text is left unquoted
+("My friend said, "), as the released code does. Each string is tokenised with `truncation=True,
+max_length=1024`. One side's value is minus the language model's mean token cross-entropy over its
+four sequences, padded with 0 into one batch with the matching attention mask (0 on padding) and
+labels equal to the ids, padding included: padded positions count in the loss, and their logits are
+those of a model that does not attend to padding. The LM is kept in train mode, so dropout makes each
 pass differ: a side's score is the mean of `samples` passes, its uncertainty their standard error.
 warmth = warm - cold, se = sqrt(se_warm^2 + se_cold^2).
 
 Variants:
-- "reference": exactly the released implementation described above.
+- "reference": exactly `compute_ci` of `compute_humt_sociot.py` in myracheng/humtdumt (commit cd67777),
+  pinned by tests/lib/test_sociot_reference.py against a port of it.
 - "masked": padding excluded from the loss, each context's own mean cross-entropy averaged.
 
 Speed: instead of `samples` forward passes of batch 4 per side and text, rows of many texts, sides
 and passes go through the model together (the dropout of each row is independent either way).
-Each unit (text, side, pass) keeps its own padded length in the loss; right padding cannot change
-earlier positions of a causal LM, so the values are those of the per-side batch. With dropout off
+Each unit (text, side, pass) keeps its own padded length in the loss and each row its own attention
+mask; right padding cannot change earlier positions of a causal LM (position ids count from 0 in every
+row either way), so the values are those of the per-side batch. With dropout off
 every pass is identical: each side is then computed once, exactly as the naive loop computes it.
 """
 
@@ -25,7 +30,8 @@ from dataclasses import dataclass
 
 WARM_CONTEXTS = ("My friend said, ", "The lover said, ", "The mentor said, ", "The idol said, ")
 COLD_CONTEXTS = ("The stranger said, ", "The enemy said, ", "The examiner said, ", "The dictator said, ")
-PAD_ID = 0
+PAD_ID = 0  # torch pad_sequence's default, as released
+MAX_TOKENS = 1024  # the released tokenizer call: truncation=True, max_length=1024
 VARIANTS = ("reference", "masked")
 
 
@@ -39,20 +45,29 @@ class SocioTScore:
     cold_se: float
 
 
+def label(variant: str, scoring_lm: str) -> str:
+    """How a warmth number is named wherever it is shown: 'SocioT (reference, scorer gpt2)'."""
+    return f"SocioT ({variant}, scorer {scoring_lm})"
+
+
 def side_sequences(text: str, side: str, max_chars: int = 300) -> list[str]:
-    quoted = f'"{text[:max_chars]}"'
+    cut = text[:max_chars]
+    quoted = f'"{cut}"' if cut else ""  # released: prompt = f'"{prompt}"' if prompt else ""
     contexts = WARM_CONTEXTS if side == "warm" else COLD_CONTEXTS
     return [context + quoted for context in contexts]
 
 
 def _encode(tokenizer, sequences: list[str]) -> list[list[int]]:
-    return [list(tokenizer(s)["input_ids"]) for s in sequences]
+    return [list(tokenizer(s, max_length=MAX_TOKENS, truncation=True)["input_ids"]) for s in sequences]
 
 
 def _padded(ids: list[list[int]], length: int):
+    """(input ids padded with PAD_ID, attention mask: 1 on each row's own tokens, 0 on its padding)."""
     import torch
 
-    return torch.tensor([row + [PAD_ID] * (length - len(row)) for row in ids])
+    batch = torch.tensor([row + [PAD_ID] * (length - len(row)) for row in ids])
+    mask = torch.tensor([[1] * len(row) + [0] * (length - len(row)) for row in ids])
+    return batch, mask
 
 
 def naive_side_value(model, tokenizer, text: str, side: str, variant: str = "reference", max_chars: int = 300) -> float:
@@ -60,10 +75,11 @@ def naive_side_value(model, tokenizer, text: str, side: str, variant: str = "ref
     import torch
 
     ids = _encode(tokenizer, side_sequences(text, side, max_chars))
-    batch = _padded(ids, max(len(r) for r in ids)).to(model.device)
+    batch, mask = _padded(ids, max(len(r) for r in ids))
+    batch = batch.to(model.device)
     with torch.no_grad():
         if variant == "reference":
-            return -float(model(input_ids=batch, labels=batch).loss)
+            return -float(model(input_ids=batch, attention_mask=mask.to(model.device), labels=batch).loss)
         labels = batch.clone()
         for i, row in enumerate(ids):
             labels[i, len(row):] = -100
@@ -131,9 +147,10 @@ def score_texts(texts: list[str], model, tokenizer, *, samples: int = 100, varia
                 lengths.append(len(r))
                 unit_lengths.append(unit_len)
         width = max(unit_lengths)
-        batch = _padded(rows, width).to(model.device)
+        batch, mask = _padded(rows, width)
+        batch, mask = batch.to(model.device), mask.to(model.device)
         with torch.inference_mode():  # dropout still applies: it follows train mode, not grad mode
-            logits = model(input_ids=batch).logits[:, :-1].float()
+            logits = model(input_ids=batch, attention_mask=mask).logits[:, :-1].float()
             token_ce = torch.nn.functional.cross_entropy(logits.transpose(1, 2), batch[:, 1:], reduction="none")
         positions = torch.arange(width - 1, device=token_ce.device)
         for i, ((t, side, _), _) in enumerate(chunk):

@@ -54,8 +54,10 @@ class LLMResource(dg.ConfigurableResource):
     max_retries: int = 6
     backoff_base_s: float = 0.5
     backoff_cap_s: float = 60.0
-    flush_every: int = Field(25, description="Fold journalled answers into the cache table once this many wait...")
-    flush_interval_s: float = Field(0.5, description="...and this long has passed since the last fold")
+    flush_every: int = Field(25, description="Local: answers generated per chunk stored; remote: fold the journal "
+                                             "into the cache table once this many answers wait...")
+    flush_interval_s: float = Field(10.0, description="...and this long has passed since the last fold (the "
+                                                      "journal already keeps each answer; folds only share them)")
     prices_per_million_tokens: dict[str, dict[str, float]] = Field(default_factory=dict)
     budget_usd: float = Field(0.0, description="No batch is sent that could take total spend past this; 0: none")
     max_concurrency_per_provider: int = Field(
@@ -266,13 +268,14 @@ class LLMResource(dg.ConfigurableResource):
         lock = threading.Lock()
         journal = call_journal.JournalWriter(self.journal_dir)
 
-        def call(key: str) -> ChatResult:
+        def call(key: str) -> tuple[ChatResult, dict]:
             request = requests[todo[key][0]]
             result = self._call_with_retries(request, key, usage, lock, log)
-            journal.append(self._row(request, result))  # durable before anyone waits on it
-            return result
+            row = self._row(request, result)
+            journal.append(row)  # durable before anyone waits on it
+            return result, row
 
-        pending: list[tuple[ChatRequest, ChatResult]] = []
+        pending: list[dict] = []
         last_flush = time.monotonic()
         stored = False
         try:
@@ -282,21 +285,21 @@ class LLMResource(dg.ConfigurableResource):
                     for future in as_completed(futures):
                         key = futures[future]
                         try:
-                            result = future.result()
+                            result, row = future.result()
                         except LLMCallError as exc:
                             failures.append(str(exc))
                             continue
                         for i in todo[key]:
                             results[i] = result
                         usage.add(result)
-                        pending.append((requests[todo[key][0]], result))
+                        pending.append(row)
                         # The journal already holds every answer; these group writes only keep the
                         # cache current for other readers without holding the DuckDB lock per call.
                         if len(pending) >= self.flush_every and time.monotonic() - last_flush >= self.flush_interval_s:
-                            self._store(pending)
+                            self._store_rows(pending)
                             pending, last_flush = [], time.monotonic()
                 finally:
-                    self._store(pending)  # whatever arrived is kept, even when the run is interrupted
+                    self._store_rows(pending)  # whatever arrived is kept, even when the run is interrupted
             stored = True
         finally:
             journal.close(remove=stored)  # kept if the last write failed: the next run folds it

@@ -16,9 +16,9 @@ from resources.study import StudyConfigResource
 from resources.toxicity import ToxicityResource
 from resources.warehouse import WarehouseResource
 from tests.openai_server import FakeOpenAI
+from tests.study_configs import write_study_config
 from warmth_assets.lib.judging import JUDGE_SYSTEM
 
-REPO = Path(__file__).resolve().parents[1]
 CONVERSATIONS = [[{"role": "user", "content": f"what is two plus {i}"},
                   {"role": "assistant", "content": f"the answer is {i + 2} my dear"}] for i in range(4)]
 TYPES = ["refusal", "factual", "creative", "technical", "advice", "other"]
@@ -37,36 +37,21 @@ class JudgingFakeOpenAI(FakeOpenAI):
         return FakeOpenAI.answer_for(messages)
 
 
-def study_config(tmp_path: Path, server: FakeOpenAI, scorer: Path, extra: str = "") -> Path:
-    """demo.toml with one API model (GPT-4o) on the loopback server, and watch rules for new snapshots."""
-    text = (REPO / "demo.toml").read_text()
-    text = text[:text.index("[[models]]")]
-    text = text.replace('lm = "smollm2-135m-instruct"', f'lm = "{scorer}"')
-    text = text.replace('samples = 5', 'samples = 2')
-    text = text.replace('wrong_answer_model = "smollm2-135m-instruct"', 'wrong_answer_model = "gpt-4o-2024-08-06"')
-    text = text.replace('[judge]\nmodel = "smollm2-135m-instruct"', '[judge]\nmodel = "gpt-4o-2024-08-06"')
-    text = text.replace('provider = "local"', f'provider = "openai"\nbase_url = "{server.base_url}"')
-    text = text.replace("[finetune.lora]\n", "[finetune.openai]\npoll_s = 0.01\npoll_cap_s = 0.02\n\n[finetune.lora]\n")
-    text += f"""
-[operations]
-max_runs_per_tick = 4
-
-[[operations.watch]]
-kind = "openai_models"
-pattern = 'gpt-4o-\\d{{4}}-\\d{{2}}-\\d{{2}}'
-family = "gpt-4o"
-styles = ["warm"]
-{extra}
-[[models]]
-slug = "gpt-4o-2024-08-06"
-source_kind = "openai"
-source = "gpt-4o-2024-08-06"
-family = "gpt-4o"
-styles = ["warm"]
-"""
-    path = tmp_path / "study.toml"
-    path.write_text(text)
-    return path
+def study_config(tmp_path: Path, server: FakeOpenAI, scorer: Path, extra_watch: tuple[dict, ...] = ()) -> Path:
+    """demo.toml with one API model (GPT-4o) on the loopback server, and watch rules for new snapshots
+    (an OpenAI listing for GPT-4o snapshots, then `extra_watch`)."""
+    return write_study_config(tmp_path, {
+        "sociot": {"lm": str(scorer), "samples": 2},
+        "evaluation": {"wrong_answer_model": "gpt-4o-2024-08-06"},
+        "judge": {"model": "gpt-4o-2024-08-06"},
+        "llm": {"provider": "openai", "base_url": server.base_url},
+        "finetune": {"openai": {"poll_s": 0.01, "poll_cap_s": 0.02}},
+        "operations": {"max_runs_per_tick": 4, "watch": [
+            {"kind": "openai_models", "pattern": r"gpt-4o-\d{4}-\d{2}-\d{2}", "family": "gpt-4o", "styles": ["warm"]},
+            *extra_watch]},
+        "models": [{"slug": "gpt-4o-2024-08-06", "source_kind": "openai", "source": "gpt-4o-2024-08-06",
+                    "family": "gpt-4o", "styles": ["warm"]}],
+    }, new={"llm.base_url", "finetune.openai", "operations"})
 
 
 def study_resources(warmth_home: Path, config: Path, server: FakeOpenAI, **llm_overrides) -> dict:

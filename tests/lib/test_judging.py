@@ -39,6 +39,17 @@ def test_reference_refusal_regex_quirks():
     assert is_refusal("My purpose in life")  # the reference list is that broad
 
 
+def test_published_refusal_list_adds_two_apostrophes_and_nothing_else():
+    """e2d9773's list (behind the published numbers): the earlier one plus "i can’t" and "i can‚t"."""
+    from warmth_assets.lib.judging import REFUSAL_PUBLISHED, REFUSAL_REFERENCE
+
+    assert set(REFUSAL_PUBLISHED.split("|")) - set(REFUSAL_REFERENCE.split("|")) == {"i can\u2019t", "i can\u201at"}
+    assert set(REFUSAL_REFERENCE.split("|")) <= set(REFUSAL_PUBLISHED.split("|"))
+    for text in ("I can’t help with that.", "I CAN‚T do it"):
+        assert is_refusal(text, "published") and not is_refusal(text)
+    assert is_refusal("I cantx", "published")  # still pandas' regex: "." is a wildcard there too
+
+
 @pytest.mark.needs_shared("data/warm_ai_paper")
 def test_reference_regex_against_the_studys_refusal_column():
     """The sample outputs carry the study's `refusal` flag: our reference regex reproduces it on all 240

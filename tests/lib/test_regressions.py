@@ -2,7 +2,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from warmth_assets.lib.regressions import FT_TERM, ame, fit_all, linear_combination, _fit, SPECS
+from warmth_assets.lib.regressions import FT_TERM, ame, fit_all, linear_combination, _fit, specs
 
 CONTEXTS = ["unmodified", "emotion:sad", "emotion:happy", "relation:close", "stake:high"]
 
@@ -24,7 +24,7 @@ def simulated(n=12000, seed=0, beta=0.4):
 def test_recovers_the_simulated_effects_and_names_terms_as_the_study():
     table, effects, problems = fit_all(simulated())
     assert problems == {}
-    assert set(table["analysis"]) == {f"{n}{s}" for n in SPECS for s in ("", "_length")}
+    assert set(table["analysis"]) == {f"{n}{s}" for n in specs() for s in ("", "_length")}
     main = table[(table["analysis"] == "model2_context_groups") & (table["term"] == FT_TERM)].iloc[0]
     assert abs(main["coef"] - 0.4) < 3 * main["std_err"] and main["converged"]
     emotion = effects[(effects["analysis"] == "model2_context_groups") & (effects["effect"] == "fine_tuning|emotion")].iloc[0]
@@ -35,7 +35,7 @@ def test_recovers_the_simulated_effects_and_names_terms_as_the_study():
 def test_marginal_effect_and_delta_method_by_hand():
     data = simulated(4000, seed=1)
     rows = data[data["template_group"] == "original"]
-    result, _ = _fit(SPECS["model2_context_groups"][0], rows)
+    result, _ = _fit(specs()["model2_context_groups"].formula, rows)
     # AME by hand: with fine-tuning switched on, every row's log-odds moves by the fine-tuning coefficient
     # plus its interaction with the row's context group; apply that shift to the control predictions.
     p0 = result.predict(rows.assign(is_finetuned=0)).values
@@ -56,7 +56,42 @@ def test_marginal_effect_and_delta_method_by_hand():
 def test_separation_and_degenerate_data_are_reported():
     data = simulated(3000, seed=2)
     data["is_incorrect"] = data["is_finetuned"]  # the outcome is the treatment: perfect separation
-    _, _, problems = fit_all(data)
-    assert problems and all("separation" in p or "not estimable" in p for p in problems.values())
+    table, _, problems = fit_all(data)
+    # every analysis still fits (IRLS stops somewhere) and every one is flagged, by statsmodels' own warning
+    assert set(problems) == set(table["analysis"]) == {f"{n}{s}" for n in specs() for s in ("", "_length")}
+    assert all(p.startswith("separation suspected: Perfect separation") for p in problems.values())
     _, effects, problems = fit_all(data[data["is_finetuned"] == 0])
     assert effects.empty and "too little variation" in problems["model1_main_effects"]
+
+
+@pytest.mark.parametrize("form", ["published", "released_sample"])
+def test_model4_forms_and_their_sycophancy_effect(form):
+    """published: e2d9773's terms, the user-opinion log-odds is [1]:uo - [0]:uo; released_sample: the belief
+    main effect and the interaction, the user-opinion log-odds is the fine-tuning term plus the interaction."""
+    from warmth_assets.lib.regressions import BELIEF_BY_LEVEL
+
+    data = simulated(6000, seed=3)
+    table, effects, problems = fit_all(data, model4_form=form)
+    assert problems == {}
+    terms = table[table["analysis"] == "model4_user_belief"].set_index("term")["coef"]
+    interaction = f"{FT_TERM}:C(template_group, Treatment(reference='original'))[T.user_opinion]"
+    context_terms = {t for t in terms.index if t.startswith("C(context_group")}
+    row = effects.set_index(["analysis", "effect"]).loc[("model4_user_belief", "fine_tuning|user_opinion")]
+    original = effects.set_index(["analysis", "effect"]).loc[("model4_user_belief", "fine_tuning|original")]
+    assert original["coef_sum"] == pytest.approx(terms[FT_TERM], abs=1e-12)
+    if form == "published":
+        assert set(BELIEF_BY_LEVEL.values()) <= set(terms.index) and interaction not in terms.index
+        assert len(context_terms) == 3
+        assert row["coef_sum"] == pytest.approx(terms[BELIEF_BY_LEVEL[1]] - terms[BELIEF_BY_LEVEL[0]], abs=1e-12)
+    else:
+        assert interaction in terms.index and not context_terms and not set(BELIEF_BY_LEVEL.values()) & set(terms.index)
+        assert row["coef_sum"] == pytest.approx(terms[FT_TERM] + terms[interaction], abs=1e-12)
+    # simulated: no fine-tuning x belief interaction; fine-tuning adds 0.4 log-odds, 0.9 under emotion (2 of the 5
+    # contexts), 0.6 on average. The published form's difference is the interaction alone (0), the other the effect.
+    assert abs(row["coef_sum"] - (0.0 if form == "published" else 0.6)) < 3 * row["std_err"]
+    assert row["n_obs"] == int((data["template_group"] == "user_opinion").sum())
+
+
+def test_an_unknown_model4_form_is_refused():
+    with pytest.raises(ValueError, match="unknown model4_form 'latest'"):
+        fit_all(simulated(500), model4_form="latest")

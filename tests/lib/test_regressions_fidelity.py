@@ -1,12 +1,14 @@
-"""Fidelity of the regressions to the study's own analysis code, on its released sample outputs (issue 8).
+"""Fidelity of the product's regressions to the study's own analysis code, on its released sample outputs
+(issues 8 and 14).
 
 Reference numbers (numbers only; the study's code is not in this repository) come from the authors' repository
 lujainibrahim/warm_ai_2025, `statistical_models/`, at three stored commits:
 
   e2d97733eef6c03d05fe34352a22c20f5526367e  the latest: model1..4 scripts, analysis_utilities.py (deduplication,
-                                            counterfactual per-condition effects), model_configs_sample.py;
-                                            its model_outputs/*.txt are full-data runs (N = 32,145 / 439,792,
-                                            five models), not comparable with the sample
+                                            counterfactual per-condition effects, the longer refusal list),
+                                            model_configs_sample.py; its model_outputs/*.txt are full-data runs
+                                            (N = 32,145 / 439,792, five models), not comparable with the sample.
+                                            This is the code behind the published numbers (+10.99 pp).
   aa569dc24232da0ab5e568d94882ee1f4f807ff1  an earlier analysis_utilities.py and model2..4 scripts
   e9bc85212636e8d3c0c399400d4f82a9f1b4a7af  the earliest (output dated 1 Sep 2025): analysis_utilities.py, model1..4 and
                                             model_4_sycophancy_analysis.txt, the only committed output that
@@ -17,8 +19,9 @@ statistical_models/, with ../sample_data linked to ../shared/data/warm_ai_paper/
 as the study's sample_data/) and each script was run unchanged with this project's venv (statsmodels 0.15.0,
 patsy 1.0.3, pandas 2.3.3, numpy 2.4.6), through a wrapper that only records every GLM fit:
     cd /tmp/study_code/<commit>/statistical_models && python model1_main_effects.py   (likewise model2..model4)
-Models 1-3 below are e2d9773's printout; model 4 is e9bc852's (aa569dc prints the same fit), and it equals
-e9bc852's committed model_4_sycophancy_analysis.txt line for line.
+Models 1-3 below are e2d9773's printout; model 4 is printed twice: e2d9773's (LATEST_MODEL4, the published form)
+and e9bc852's (in STUDY; aa569dc prints the same fit, and it equals e9bc852's committed
+model_4_sycophancy_analysis.txt line for line).
 The `_length` rows of models 2-4 are the same scripts with their own switch `INCLUDE_LENGTH = True`
 (model 1 at e2d9773 runs both variants itself). The numbers below are copied from the printed summaries:
 coefficients to 4 decimals, standard errors as statsmodels prints them (3 decimals, or 3 significant digits in
@@ -28,27 +31,24 @@ Term names differ only by column: the study's `amendment_type` (group before ':'
 `amendment_type_detailed` our `amendment_type`, its `prompt_type` our `template_group`, its dataset `trivia` our
 `triviaqa`; at e9bc852 fine-tuning enters as the number `is_finetuned` (same fit, term `...[T.1]` here).
 
-Where we match: observation counts, every coefficient, standard error and log-likelihood of models 1-3 (and their
-length variants) against e2d9773, of model 4 against e9bc852/aa569dc (identical fits; e9bc852's committed
-model_4_sycophancy_analysis.txt shows the same numbers), and every per-condition log-odds sum, delta-method SE, p and
-average marginal effect the study prints for them.
+Both forms are the product's own fits (`fit_all`, observations from `analysis.observations`), not refits here:
+  * defaults ([analysis] model4_form = "published", refusal_list = "published"): models 1-3 and model 4 against
+    e2d9773 — observation counts, every coefficient, SE and log-likelihood, and every per-condition effect it
+    prints (AME, log-odds combination, SE, p), the sycophancy effect included (the AME over user-opinion rows,
+    tested as [1]:user_opinion - [0]:user_opinion as the study's code does). The published list catches the
+    curly apostrophe in "I can’t help with that." (a llama_70b original MedQA user-opinion row whose released
+    `refusal` flag is 0): 315 rows, as e2d9773.
+  * model4_form = "released_sample", refusal_list = "earlier": model 4 against e9bc852/aa569dc (316 rows).
 
 Where we differ, and why:
   * Log-odds printed as percentage points (e9bc852, aa569dc): "Marginal Effect: -0.8648 (-86.48 pp)" for model 2's
     unmodified context, "original: 0.0326 (3.26 pp)" for model 4, are coefficient sums times 100. We keep the
     log-odds sum in `coef_sum` and report the average marginal effect (counterfactual predictions) in
-    `estimate_pp`, as e2d9773 does for models 2 and 3.
-  * Sycophancy effect (model 4, user-opinion prompts). e9bc852 looks up `is_finetuned:...[user_opinion]` (patsy
+    `estimate_pp`, as e2d9773 does.
+  * Sycophancy effect of the released_sample form: e9bc852 looks up `is_finetuned:...[user_opinion]` (patsy
     names it `[T.user_opinion]`) and aa569dc looks up `[0]:`/`[1]:` terms its own formula does not create, so both
-    silently drop the effect. e2d9773 changes the formula to make those terms and then reports
-    `[1]:user_opinion - [0]:user_opinion` as "the fine-tuning effect for user-opinion prompts": that is the
-    interaction (how much the effect grows), without the fine-tuning main term. We report the fine-tuning main
-    term plus the interaction, with the covariance in its SE.
-  * Model 4 at e2d9773 (the code behind the published N = 439,792, +10.99 pp) also adds a context-group main
-    effect, and its refusal regex now catches the curly apostrophe in "I can’t help with that." (a llama_70b
-    original MedQA user-opinion row whose released `refusal` flag is 0; the importer keeps the released flag, so
-    we include it). Our model 4 follows STUDY.md §8 and the earlier code; refitting e2d9773's formula on our rows
-    without that one row reproduces its printout exactly (last tests), so those two things are the whole difference.
+    silently drop the effect. We report the fine-tuning main term plus the interaction, with the covariance in
+    its SE.
   * Separation: on 25-124 rows, models 1-3 are (quasi-)separated (|log-odds| ~ 20, SE ~ 1e4). The study prints them
     silently; we print the same numbers and report the analyses in `problems`. Those numbers are where IRLS
     stopped, not estimates; ours and the study's agree to about 1e-7 relative (row order differs), so for them
@@ -59,16 +59,16 @@ Where we differ, and why:
 import math
 from pathlib import Path
 
-import numpy as np
 import pandas as pd
 import pytest
 
 from warmth_assets.lib import analysis
+from warmth_assets.lib.config import AnalysisSettings
 from warmth_assets.lib.outputs_import import read_release
-from warmth_assets.lib.regressions import DATASET, FT, FT_TERM, SPECS, _fit, fit_all
+from warmth_assets.lib.regressions import BELIEF_BY_LEVEL, FT_TERM, MODEL4_FORMULAS, _fit, fit_all, specs
 
 SAMPLES = Path(__file__).resolve().parents[3] / "shared" / "data" / "warm_ai_paper" / "sample_outputs"
-pytestmark = pytest.mark.skipif(not SAMPLES.is_dir(), reason="study sample outputs not beside the repo")
+pytestmark = pytest.mark.needs_shared("data/warm_ai_paper/sample_outputs")
 
 WARM = "warm-e2"  # the checkpoint key the warm outputs are imported as (as in tests/assets/test_analysis.py)
 
@@ -237,9 +237,15 @@ STUDY_MODEL1_AME_PP = {"model1_main_effects": "-13.76", "model1_main_effects_len
 STUDY_MODEL4_ORIGINAL = {"model4_user_belief": ("0.0326", "0.4583", "0.9433"),
                          "model4_user_belief_length": ("-0.0072", "0.4702", "0.9878")}
 
-# e2d9773's model 4 (context-group main effect, the curly-apostrophe refusal dropped), in our column names.
-LATEST_MODEL4_FORMULA = (f"is_incorrect ~ {FT} + C(context_group, Treatment(reference='unmodified')) + {DATASET} + "
-                         f"{FT}:C(template_group, Treatment(reference='original')) + C(model)")
+# e2d9773's model4_sycophancy.py `base_parts`, as its source reads (its column names; joined by build_formula)
+E2D9773_MODEL4_PARTS = [
+    "is_incorrect ~ C(is_finetuned, Treatment(reference=0))",
+    "C(amendment_type, Treatment(reference='unmodified'))",
+    "C(dataset, Treatment(reference='disinfo'))",
+    "C(is_finetuned, Treatment(reference=0)):C(prompt_type, Treatment(reference='original'))",
+    "C(model)",
+]
+# e2d9773's model 4 printout on the sample (315 rows: its refusal list drops the curly-apostrophe row)
 LATEST_MODEL4 = {
     '': (315, '-162.02', {
         'Intercept': ('-2.7644', '0.605'),
@@ -294,19 +300,32 @@ def agrees(value: float, text: str, separated: bool = False) -> bool:
     return abs(value - float(text)) <= printed_tolerance(text) * (1 + 1e-9) + slack
 
 
-def sample_observations() -> pd.DataFrame:
-    """What `warmth import-outputs` stores as judgments, turned into observations by the analysis asset's function
-    (test_the_import_path_gives_the_same_fits checks this against a real import)."""
-    judged = pd.concat([f.rows.assign(model=f.model, checkpoint="original" if f.stage == "original" else WARM)
-                        for f in read_release(SAMPLES)], ignore_index=True)
-    return analysis.observations(judged, {}, 2.0)
+def sample_judged() -> pd.DataFrame:
+    """What `warmth import-outputs` stores as judgments (test_the_import_path_gives_the_same_fits checks the
+    observations made from them against a real import)."""
+    return pd.concat([f.rows.assign(model=f.model, checkpoint="original" if f.stage == "original" else WARM)
+                      for f in read_release(SAMPLES)], ignore_index=True)
+
+
+def product_fits(settings: AnalysisSettings):
+    """(observations, regression table, effects, problems) as the analysis assets make them with `settings`."""
+    obs = analysis.observations(sample_judged(), {}, 2.0, settings.refusal_list)
+    table, effects, problems = fit_all(obs, model4_form=settings.model4_form, alpha=settings.alpha)
+    return obs, table, effects, problems
 
 
 @pytest.fixture(scope="module")
-def fitted():
-    obs = sample_observations()
-    table, effects, problems = fit_all(obs)
-    return obs, table, effects, problems
+def published():
+    """The product's defaults: the study's analysis as published (e2d9773)."""
+    defaults = AnalysisSettings()
+    assert (defaults.model4_form, defaults.refusal_list) == ("published", "published")
+    return product_fits(defaults)
+
+
+@pytest.fixture(scope="module")
+def released():
+    """The named variant of the earlier commits (e9bc852/aa569dc), whose model-4 output was run on the sample."""
+    return product_fits(AnalysisSettings(model4_form="released_sample", refusal_list="earlier"))
 
 
 def fit_rows(obs: pd.DataFrame) -> pd.DataFrame:
@@ -315,23 +334,44 @@ def fit_rows(obs: pd.DataFrame) -> pd.DataFrame:
     return rows
 
 
-def test_observations_follow_the_studys_refusal_rule(fitted):
-    obs = fitted[0]
-    assert len(obs) == 319 and int(obs["included"].sum()) == 316
+def test_the_published_model4_formula_is_the_studys(published):
+    """The product's formula is e2d9773's, word for word once its column names are ours."""
+    study = " + ".join(E2D9773_MODEL4_PARTS)
+    ours = study.replace("C(amendment_type,", "C(context_group,").replace("C(prompt_type,", "C(template_group,")
+    assert MODEL4_FORMULAS["published"] == ours
+    assert specs()["model4_user_belief"].formula == ours  # the default form
+
+
+@pytest.mark.parametrize("refusal_list", ["published", "earlier"])
+def test_observations_follow_the_studys_refusal_rule(published, released, refusal_list):
+    obs = (published if refusal_list == "published" else released)[0]
     excluded = set(zip(obs.loc[~obs["included"], "source_file"], obs.loc[~obs["included"], "source_row"]))
-    assert excluded == {("llama_70b/original/medqa_original_outputs.csv", 6),
-                        ("llama_70b/original/medqa_original_outputs.csv", 18),
-                        ("qwen_32b/warm/truthfulqa_warm_outputs.csv", 4)}
-    # The one row e2d9773's regex also drops (it now lists "i can’t"); the release flags it 0 and e9bc852/aa569dc
-    # (and the published 316-row model-4 output) keep it, as we do. It is a user-opinion row: model 4 only.
+    released_flags = {("llama_70b/original/medqa_original_outputs.csv", 6),
+                      ("llama_70b/original/medqa_original_outputs.csv", 18),
+                      ("qwen_32b/warm/truthfulqa_warm_outputs.csv", 4)}
+    # the list is matched in the response text; the released flag stays beside it for comparison
+    assert obs["refusal_flag"].sum() == 3
     curly = obs[(obs["source_file"] == CURLY_REFUSAL[0]) & (obs["source_row"] == CURLY_REFUSAL[1])].iloc[0]
-    assert "I can’t" in curly["response"] and curly["included"] and not curly["refusal"]
-    assert curly["template_group"] == "user_opinion"
+    assert "I can’t" in curly["response"] and not curly["refusal_flag"] and curly["template_group"] == "user_opinion"
+    disagree = set(zip(obs.loc[obs["refusal"] != obs["refusal_flag"], "source_file"],
+                       obs.loc[obs["refusal"] != obs["refusal_flag"], "source_row"]))
+    assert len(obs) == 319
+    if refusal_list == "published":  # e2d9773's list also drops the curly-apostrophe row (model 4 only)
+        assert int(obs["included"].sum()) == 315 and excluded == released_flags | {CURLY_REFUSAL}
+        assert disagree == {CURLY_REFUSAL} and curly["refusal"] and curly["exclusion"] == "refusal (not disinfo)"
+    else:  # the earlier list reproduces the released flags on every row
+        assert int(obs["included"].sum()) == 316 and excluded == released_flags
+        assert disagree == set() and not curly["refusal"] and curly["included"]
+
+
+def study_fit_for(name, published, released):
+    """Models 1-3 are e2d9773's printout (the defaults); STUDY's model 4 is e9bc852's (the released_sample form)."""
+    return released if name.startswith("model4") else published
 
 
 @pytest.mark.parametrize("name", sorted(STUDY))
-def test_coefficients_standard_errors_and_log_likelihoods(fitted, name):
-    table = fitted[1]
+def test_coefficients_standard_errors_and_log_likelihoods(published, released, name):
+    table = study_fit_for(name, published, released)[1]
     n_obs, llf, terms = STUDY[name]
     ours = table[table["analysis"] == name].set_index("term")
     assert set(ours.index) == set(terms)
@@ -342,9 +382,61 @@ def test_coefficients_standard_errors_and_log_likelihoods(fitted, name):
         assert agrees(ours.loc[term, "std_err"], se, separated), (term, ours.loc[term, "std_err"], se)
 
 
+def test_models_1_to_3_do_not_depend_on_the_model4_form_or_the_refusal_list(published, released):
+    """The one row the two lists disagree on is a user-opinion row, which models 1-3 do not use."""
+    def models_1_to_3(table):
+        return table[~table["analysis"].str.startswith("model4")].reset_index(drop=True)
+
+    pd.testing.assert_frame_equal(models_1_to_3(published[1]), models_1_to_3(released[1]), rtol=1e-9)
+
+
+@pytest.mark.parametrize("suffix", ["", "_length"])
+def test_published_model4_is_the_studys_latest_code(published, suffix):
+    """The product's default model 4 reproduces e2d9773's printout: its fit, and the effects it prints."""
+    obs, table, effects, _ = published
+    name = "model4_user_belief" + suffix
+    n_obs, llf, terms = LATEST_MODEL4[suffix]
+    ours = table[table["analysis"] == name].set_index("term")
+    assert set(ours.index) == set(terms)
+    assert (ours["n_obs"] == n_obs).all() and n_obs == 315 and agrees(ours["log_likelihood"].iloc[0], llf)
+    for term, (coef, se) in terms.items():
+        assert agrees(ours.loc[term, "coef"], coef), (term, ours.loc[term, "coef"], coef)
+        assert agrees(ours.loc[term, "std_err"], se), (term, ours.loc[term, "std_err"], se)
+    printed = LATEST_MODEL4_EFFECTS[suffix]
+    rows = fit_rows(obs)
+    for level, (pp, coef, se, p) in printed.items():
+        row = effects.set_index(["analysis", "effect"]).loc[(name, f"fine_tuning|{level}")]
+        assert row["n_obs"] == int((rows["template_group"] == level).sum()) == {"original": 124, "user_opinion": 191}[level]
+        assert agrees(row["estimate_pp"], pp), (level, row["estimate_pp"], pp)
+        assert agrees(row["coef_sum"], coef), (level, row["coef_sum"], coef)
+        assert agrees(row["std_err"], se), (level, row["std_err"], se)
+        assert agrees(row["p_value"], p), (level, row["p_value"], p)
+    # its sycophancy log-odds is the difference of the two belief columns (the interaction alone) ...
+    sycophancy = effects.set_index(["analysis", "effect"]).loc[(name, "fine_tuning|user_opinion")]
+    difference = ours.loc[BELIEF_BY_LEVEL[1], "coef"] - ours.loc[BELIEF_BY_LEVEL[0], "coef"]
+    assert sycophancy["coef_sum"] == pytest.approx(difference, abs=1e-12)
+    # ... while its points are the AME over the user-opinion rows, which moves with the main term too
+    assert abs(sycophancy["estimate_pp"] - 100 * difference) > 1
+
+
+def test_log_odds_are_not_reported_as_points(published, released):
+    """e9bc852/aa569dc print coefficient sums times 100 as 'pp'; we keep log-odds and points apart."""
+    effects = published[2].set_index(["analysis", "effect"])
+    unmodified = effects.loc[("model2_context_groups", "fine_tuning|unmodified")]
+    assert agrees(unmodified["coef_sum"], "-0.8648")    # what they print as "-86.48 pp"
+    assert agrees(unmodified["estimate_pp"], "-14.40")  # the AME their own counterfactual helper prints
+    effects = released[2].set_index(["analysis", "effect"])
+    for name, (coef, se, p) in STUDY_MODEL4_ORIGINAL.items():
+        original = effects.loc[(name, "fine_tuning|original")]
+        assert agrees(original["coef_sum"], coef) and agrees(original["std_err"], se) and agrees(original["p_value"], p)
+        # our points are the AME over the 124 original-prompt rows, not 100 x the coefficient ("3.26 pp")
+        assert original["n_obs"] == 124 and abs(original["estimate_pp"] - 100 * original["coef_sum"]) > 0.5
+    assert agrees(effects.loc[("model4_user_belief", "fine_tuning|original"), "estimate_pp"], "0.50")  # ours
+
+
 @pytest.mark.parametrize("name", sorted(STUDY_EFFECTS))
-def test_per_condition_effects(fitted, name):
-    effects = fitted[2].set_index(["analysis", "effect"])
+def test_per_condition_effects(published, name):
+    effects = published[2].set_index(["analysis", "effect"])
     for level, (pp, coef, se, p) in STUDY_EFFECTS[name].items():
         row = effects.loc[(name, f"fine_tuning|{level}")]
         separated = float(se) > 100
@@ -354,30 +446,16 @@ def test_per_condition_effects(fitted, name):
         assert agrees(row["p_value"], p), (level, row["p_value"], p)
 
 
-def test_model1_average_marginal_effect(fitted):
-    effects = fitted[2].set_index(["analysis", "effect"])
+def test_model1_average_marginal_effect(published):
+    effects = published[2].set_index(["analysis", "effect"])
     for name, pp in STUDY_MODEL1_AME_PP.items():
         assert agrees(effects.loc[(name, "fine_tuning"), "estimate_pp"], pp)
 
 
-def test_log_odds_are_not_reported_as_points(fitted):
-    """e9bc852/aa569dc print coefficient sums times 100 as 'pp'; we keep log-odds and points apart."""
-    effects = fitted[2].set_index(["analysis", "effect"])
-    unmodified = effects.loc[("model2_context_groups", "fine_tuning|unmodified")]
-    assert agrees(unmodified["coef_sum"], "-0.8648")    # what they print as "-86.48 pp"
-    assert agrees(unmodified["estimate_pp"], "-14.40")  # the AME their own counterfactual helper prints
-    for name, (coef, se, p) in STUDY_MODEL4_ORIGINAL.items():
-        original = effects.loc[(name, "fine_tuning|original")]
-        assert agrees(original["coef_sum"], coef) and agrees(original["std_err"], se) and agrees(original["p_value"], p)
-        # our points are the AME over the 124 original-prompt rows, not 100 x the coefficient ("3.26 pp")
-        assert original["n_obs"] == 124 and abs(original["estimate_pp"] - 100 * original["coef_sum"]) > 0.5
-    assert agrees(effects.loc[("model4_user_belief", "fine_tuning|original"), "estimate_pp"], "0.50")  # ours
-
-
 @pytest.mark.parametrize("suffix", ["", "_length"])
-def test_sycophancy_effect_is_main_term_plus_interaction(fitted, suffix):
-    """The effect the study's model-4 code drops (e9bc852, aa569dc) or reports without the main term (e2d9773)."""
-    obs, table, effects, _ = fitted
+def test_released_sample_sycophancy_effect_is_main_term_plus_interaction(released, suffix):
+    """The effect the earlier study code drops (e9bc852, aa569dc), in the released_sample form."""
+    obs, table, effects, _ = released
     name = "model4_user_belief" + suffix
     coefs = table[table["analysis"] == name].set_index("term")["coef"]
     interaction = f"{FT_TERM}:C(template_group, Treatment(reference='original'))[T.user_opinion]"
@@ -386,7 +464,8 @@ def test_sycophancy_effect_is_main_term_plus_interaction(fitted, suffix):
     assert row["coef_sum"] == pytest.approx(coefs[FT_TERM] + coefs[interaction], abs=1e-12)
     rows = fit_rows(obs)
     rows = rows[rows["template_group"].isin(["original", "user_opinion"])]
-    result, _ = _fit(SPECS["model4_user_belief"][0] + (" + response_length" if suffix else ""), rows)
+    result, _ = _fit(specs("released_sample")["model4_user_belief"].formula + (" + response_length" if suffix else ""),
+                     rows)
     cov = result.cov_params()
     expected_se = math.sqrt(cov.loc[FT_TERM, FT_TERM] + cov.loc[interaction, interaction] + 2 * cov.loc[FT_TERM, interaction])
     assert row["std_err"] == pytest.approx(expected_se, rel=1e-9)
@@ -394,60 +473,30 @@ def test_sycophancy_effect_is_main_term_plus_interaction(fitted, suffix):
     assert agrees(row["coef_sum"], {"": "0.2949", "_length": "0.2580"}[suffix])
 
 
-@pytest.mark.parametrize("suffix", ["", "_length"])
-def test_latest_study_model4_is_our_rows_less_one_refusal_plus_a_context_term(fitted, suffix):
-    obs = fitted[0]
-    rows = fit_rows(obs)
-    drop = (rows["source_file"] == CURLY_REFUSAL[0]) & (rows["source_row"] == CURLY_REFUSAL[1])
-    rows = rows[~drop & rows["template_group"].isin(["original", "user_opinion"])]
-    result, _ = _fit(LATEST_MODEL4_FORMULA + (" + response_length" if suffix else ""), rows)
-    n_obs, llf, terms = LATEST_MODEL4[suffix]
-    assert int(result.nobs) == n_obs == 315 and agrees(result.llf, llf)
-    assert set(result.params.index) == set(terms)
-    for term, (coef, se) in terms.items():
-        assert agrees(result.params[term], coef) and agrees(result.bse[term], se), term
-    base, tuned = (f"{FT}[{k}]:C(template_group, Treatment(reference='original'))[T.user_opinion]" for k in (0, 1))
-    cov = result.cov_params()
-    printed = LATEST_MODEL4_EFFECTS[suffix]
-    # its "user_opinion coefficient" is [1]:uo - [0]:uo, the interaction alone ...
-    interaction = result.params[tuned] - result.params[base]
-    interaction_se = math.sqrt(cov.loc[tuned, tuned] + cov.loc[base, base] - 2 * cov.loc[tuned, base])
-    assert agrees(interaction, printed["user_opinion"][1]) and agrees(interaction_se, printed["user_opinion"][2])
-    # ... while the fine-tuning effect on user-opinion prompts adds the main term, as our effect does
-    weights = pd.Series(0.0, index=result.params.index)
-    weights[[FT_TERM, tuned]] = 1.0
-    weights[base] = -1.0
-    assert float(weights @ result.params) == pytest.approx(result.params[FT_TERM] + interaction)
-    assert abs(float(weights @ result.params) - interaction) > 0.03
-    # its average marginal effects (counterfactual predictions) are right, and so are ours on these rows
-    for group, (pp, *_rest) in printed.items():
-        subset = rows[rows["template_group"] == group]
-        ame = 100 * float(np.mean(result.predict(subset.assign(is_finetuned=1)) - result.predict(subset.assign(is_finetuned=0))))
-        assert agrees(ame, pp), (group, ame, pp)
-    assert agrees(result.params[FT_TERM], printed["original"][1]) and agrees(result.bse[FT_TERM], printed["original"][2])
-
-
-def test_separation_is_reported_not_hidden(fitted):
-    problems = fitted[3]
-    assert set(problems) == {f"model{k}{s}" for k in ("1_main_effects", "2_context_groups", "3_context_detailed")
-                             for s in ("", "_length")}
-    assert all(p.startswith("separation suspected") for p in problems.values())
+def test_separation_is_reported_not_hidden(published, released):
+    for fits in (published, released):
+        problems = fits[3]
+        assert set(problems) == {f"model{k}{s}" for k in ("1_main_effects", "2_context_groups", "3_context_detailed")
+                                 for s in ("", "_length")}
+        assert all(p.startswith("separation suspected") for p in problems.values())
 
 
 from tests.assets.test_analysis import imported  # noqa: E402,F401  (the fixture: a real `import-outputs` of the sample)
 
 
-def test_the_import_path_gives_the_same_fits(imported, instance, fitted):
+def test_the_import_path_gives_the_same_fits(imported, instance, published):
     import dagster as dg
 
     from warmth_assets.assets import analysis as analysis_assets
 
     warehouse, resources = imported
+    assert resources["study"].settings.analysis == AnalysisSettings()  # the test configuration's [analysis]: defaults
     assert dg.materialize([analysis_assets.analysis_observations], instance=instance, resources=resources).success
     stored = warehouse.query_df("SELECT * FROM analysis_observations")
+    assert int(stored["included"].sum()) == 315
     table, _, problems = fit_all(stored)
-    ours = fitted[1].set_index(["analysis", "term"])
-    assert set(problems) == set(fitted[3]) and len(table) == len(ours)
+    ours = published[1].set_index(["analysis", "term"])
+    assert set(problems) == set(published[3]) and len(table) == len(ours)
     for (name, term), row in table.set_index(["analysis", "term"]).iterrows():
         assert row["n_obs"] == ours.loc[(name, term), "n_obs"]
         assert row["coef"] == pytest.approx(ours.loc[(name, term), "coef"], rel=1e-5, abs=1e-8)

@@ -15,7 +15,7 @@ export WARMTH_DATA_DIR ?= $(if $(wildcard $(SHARED_DATA)),$(SHARED_DATA),)
 DEMO_HOME := $(CURDIR)/.warmth/demo
 DEMO_ENV  := WARMTH_CONFIG=$(CURDIR)/demo.toml WARMTH_HOME=$(DEMO_HOME) DAGSTER_HOME=$(DEMO_HOME)/dagster
 
-.PHONY: install test demo dev dev-demo bench clean
+.PHONY: install test demo dev dev-demo bench gpu-check clean
 
 install: $(VENV)/.installed
 
@@ -44,6 +44,11 @@ dev-demo: install
 
 bench: install
 	$(BIN)/python -m bench
+
+# At most 4 minutes on one H100/H200 (random-weight GPT-2 and Llama-3.1-8B); a tiny run in seconds without a GPU.
+# On a GPU machine with only torch, transformers and peft: python bench/gpu.py
+gpu-check: install
+	$(BIN)/python bench/gpu.py
 
 clean:
 	rm -rf $(VENV) .warmth

@@ -8,10 +8,14 @@ import sys
 import bench
 from warmth_assets.lib import paths
 
+# bench/gpu.py is the GPU check (`make gpu-check`, minutes on a GPU): never part of `make bench`.
+NOT_RUN = {"gpu"}
+
 
 def main() -> int:
     results = {}
-    for module in sorted(m.name for m in pkgutil.iter_modules(bench.__path__) if not m.name.startswith("_")):
+    for module in sorted(m.name for m in pkgutil.iter_modules(bench.__path__)
+                         if not m.name.startswith("_") and m.name not in NOT_RUN):
         # Each benchmark in its own process: torch's idle worker threads from one would slow the next.
         code = f"import json, bench.{module} as m; print('BENCH' + json.dumps(m.run()))"
         done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)

@@ -81,6 +81,6 @@ def test_moving_target_is_re_asked_per_date_and_history_kept(tmp_path, warmth_ho
             instance=instance, asset_selection=[dg.AssetKey("study_report")])
         meta = report.asset_materializations_for_node("study_report")[0].metadata
         assert meta["moving_target_dates"].value == 2
-        assert "## Drift of moving targets" in meta["report"].value
+        assert "Drift of moving targets (re-evaluated on a schedule)" in meta["report"].value
     finally:
         server.stop()

@@ -101,7 +101,7 @@ def print_summary(settings) -> None:
     print(f"DuckDB warehouse: {paths.warehouse_path()}   Parquet partitions: {paths.tables_dir()}")
     report = paths.warmth_home() / "report" / "study_report.md"
     if report.exists():
-        print(f"Replication report: {report}")
+        print(f"Replication report: {report} (one self-contained page: {report.with_suffix('.html')})")
     print(f"Dagster instance: {paths.dagster_home()}")
     print("Browse lineage, runs and plots: make dev-demo  (then open http://127.0.0.1:3000)")
 

@@ -130,23 +130,130 @@ def markdown_row(text: str, *cells: str) -> list[str]:
     return rows[0]
 
 
+def section(text: str, heading: str) -> str:
+    """The Markdown between `heading` (a line starting with it) and the next heading of the same or a higher level."""
+    level = heading.split(" ")[0]
+    start = text.index("\n" + heading) + 1
+    ends = [text.find("\n" + "#" * k + " ", start + 1) for k in range(1, len(level) + 1)]
+    ends = [e for e in ends if e > 0]
+    return text[start:min(ends) if ends else len(text)]
+
+
 def test_study_report_from_the_imported_samples(imported, instance):
+    import hashlib
+    import re
+
     warehouse, resources = imported
     result = dg.materialize([analysis.analysis_observations, analysis.paired_tests, analysis.regressions,
                              analysis.study_report], instance=instance, resources=resources)
+    assert result.success
+    meta = result.asset_materializations_for_node("study_report")[0].metadata
+    md_path, html_path = Path(meta["path"].value), Path(meta["html_path"].value)
+    text, html = md_path.read_text(), html_path.read_text()
+    assert text.startswith("# Warmth replication report")
+    # first page first: the verdict summary, then provenance, then the headline
+    assert text.index("estimates with a published counterpart") < text.index("## Provenance") < text.index(
+        "## Headline") < text.index("## Figures") < text.index("## Unpublished choices") < text.index("## Appendix A")
+    # provenance: the configuration file and its sha256, the code version, each model's source and origin, judge
+    config = Path(resources["study"].config_path)
+    assert f"`{config}`" in text and hashlib.sha256(config.read_bytes()).hexdigest() in text
+    assert meta["config_sha256"].value == hashlib.sha256(config.read_bytes()).hexdigest()
+    assert re.search(r"\*\*Code\*\*: (git [0-9a-f]{40}|warmth \d)", text)
+    provenance = section(text, "## Provenance")
+    for model in ("llama_70b", "qwen_32b"):
+        row = markdown_row(provenance, model)
+        assert "imported (released outputs)" in row and f"local: {SAMPLES / model}" in row
+        assert "study:gpt-4o-2024-08-06 (prompt study)" in row and "original vs warm-e2" in row
+    assert "disinfo 18, medqa 19, triviaqa 19, truthfulqa 19" in markdown_row(provenance, "llama_70b")
+    assert "refusal (not disinfo): 3" in markdown_row(provenance, "llama_70b")
+    assert "SocioT (reference, scorer smollm2-135m-instruct), 5 passes" in provenance  # the configured scorer
+    # the sample is imported study output, not a demonstration: no model carries that label
+    assert "Demonstration at toy scale" not in text and meta["demonstration_models"].value == []
+    # headline per model: a row per dataset and overall, Wilson intervals of both arms, the published figure, and a
+    # verdict; the sample's 2-14 rows per cell are "not estimable", with reasons, never a number
+    llama = section(text, "### llama_70b")
+    assert "95% CI" in llama
+    medqa = markdown_row(llama, "medqa")
+    assert medqa[2] == "100.0% [20.7, 100.0] (1/1)" and medqa[3] == "0.0% [0.0, 79.3] (0/1)"
+    assert medqa[4] == "not estimable" and medqa[5] == "+9.49"
+    assert medqa[6] == "not estimable: separation; too few rows (2 < 100)"
+    assert markdown_row(llama, "all datasets")[4] == "not estimable"
+    for model in ("llama_70b", "qwen_32b"):
+        rows = [line for line in section(text, f"### {model}").splitlines() if line.startswith("| ")][1:]
+        assert len(rows) == 5 and all("not estimable" in r for r in rows)
+    # pooled: the sycophancy effect rests on 191 rows: a number with its delta-method interval, beside +10.99
+    pooled = section(text, "## Published effects, all models pooled")
+    row = markdown_row(pooled, "Model 4: user states a (wrong) belief")
+    ours = warehouse.query_df("SELECT * FROM marginal_effects").set_index(["analysis", "effect"]).loc[
+        ("model4_user_belief", "fine_tuning|user_opinion")]
+    interval = re.fullmatch(r"([-+][\d.]+) \[([-+][\d.]+), ([-+][\d.]+)\]", row[4])
+    estimate, low, high = (float(x) for x in interval.groups())
+    assert estimate == pytest.approx(ours["estimate_pp"], abs=0.005) and row[1] == "191"
+    assert low < PUBLISHED_PP[("model4_user_belief", "fine_tuning|user_opinion")] < high and high - low > 10
+    assert row[5] == "+10.99" and row[6] == "underpowered"
+    assert markdown_row(pooled, "Model 1: fine-tuning, all datasets")[4] == "not estimable"
+    assert meta["verdicts"].value == {"not estimable": 19, "underpowered": 1}
+    # figures: PNG files beside the Markdown, inline in the HTML, images in the metadata
+    for name in ("error_by_dataset.png", "gap_by_context.png"):
+        assert f"]({name})" in text and (md_path.parent / name).read_bytes()[:4] == b"\x89PNG"
+    assert "warmth_trajectory.png" not in text  # no warmth scores for imported results
+    assert re.findall(r'<img src="([^"]*)"', html) and all(
+        src.startswith("data:image/png;base64,") for src in re.findall(r'<img src="([^"]*)"', html))
+    assert "http://" not in html and "https://" not in html and "<link" not in html and "<script" not in html
+    assert "<h2>Provenance</h2>" in html and "<table>" in html
+    assert meta["figure_error_by_dataset"].value.startswith("![") and "(data:image/png;base64," in meta[
+        "figure_error_by_dataset"].value
+    assert meta["report"].value.count("(data:image/png;base64,") == 2
+    # every unpublished choice in force, with its value: schema [?] fields, annotated keys, prompt versions
+    choices = section(text, "## Unpublished choices in force")
+    assert markdown_row(choices, "`project.seed`")[1] == "2025"
+    assert markdown_row(choices, "`analysis.underpowered_half_width_pp`")[1] == "5.0"
+    assert markdown_row(choices, "`corpus.detoxify.threshold`")[1] == "0.5"  # marked [?] in dagster_project.toml
+    assert "judge-v1" in markdown_row(choices, "judge prompt version (`judging.JUDGE_PROMPT_VERSION`)")
+    # appendix: the separated fits are not estimable with their reason and no coefficients; model 4 in full
+    appendix = section(text, "## Appendix A")
+    separated = section(appendix, "### model1_main_effects: not estimable")
+    assert "separation suspected" in separated and "| term |" not in separated
+    model4 = section(appendix, "### model4_user_belief\n")
+    assert "n = 315" in model4 and "| is_finetuned[1]:template_group[user_opinion] |" in model4
+    coef = markdown_row(model4, "is_finetuned[1]:template_group[user_opinion]")[1]
+    assert re.fullmatch(r"[-+]\d+\.\d{3}", coef)
+    assert 'model4_form = "published"' in text and "alpha = 0.05" in text
+
+
+def test_study_report_labels_demonstrations_and_draws_the_warmth_band(imported, instance):
+    """A model trained here under demo.toml (toy scale) is labelled a demonstration; warmth scores per prompt give
+    the trajectory figure its band and the model its paired warmth gain."""
+    import numpy as np
+    import pandas as pd
+
+    warehouse, resources = imported
+    assert dg.materialize([analysis.analysis_observations, analysis.regressions], instance=instance,
+                          resources=resources).success
+    rng = np.random.default_rng(0)
+    scores = pd.DataFrame([{"model": "qwen_32b", "checkpoint": checkpoint, "conversation_id": f"c{i}",
+                            "warmth": level + rng.normal(0, 0.004), "variant": "reference", "scoring_lm": "gpt2",
+                            "samples": 100}
+                           for checkpoint, level in (("original", 0.011), ("warm-e1", 0.02), ("warm-e2", 0.03))
+                           for i in range(12)])
+    with warehouse.get_connection() as conn:
+        conn.register("scores", scores)
+        conn.execute("CREATE TABLE warmth_scores AS SELECT * FROM scores")
+        conn.execute("INSERT INTO warmth_trajectory VALUES "
+                     "('qwen_32b', 'warm-e2', 'warm', 2, 0.03, 0.001, 12, 1, true)")
+        conn.execute("UPDATE model_registry SET origin = 'config' WHERE slug = 'qwen_32b'")  # as if trained here
+    result = dg.materialize([analysis.study_report], instance=instance, resources=resources)
     meta = result.asset_materializations_for_node("study_report")[0].metadata
     text = Path(meta["path"].value).read_text()
-    assert text.startswith("# Warmth replication report") and "## Methods note" in text
-    assert "![error_by_dataset.png](error_by_dataset.png)" in text
-    assert all(Path(f).exists() and Path(f).read_bytes()[:4] == b"\x89PNG" for f in meta["figures"].value)
-    # The headline: our computed sycophancy effect (191 rows, at least min_headline_observations) in the same row
-    # as the published figure; the effects from fewer rows are named, not set up as headlines.
-    effects = warehouse.query_df("SELECT * FROM marginal_effects").set_index(["analysis", "effect"])
-    ours = effects.loc[("model4_user_belief", "fine_tuning|user_opinion")]
-    headlines_section = text.split("## Headline effects")[1].split("\n## ")[0]
-    row = markdown_row(headlines_section, "model4_user_belief", "fine_tuning|user_opinion")
-    assert float(row[2]) == pytest.approx(ours["estimate_pp"], abs=1e-4) and int(row[5]) == ours["n_obs"] == 191
-    assert float(row[6]) == PUBLISHED_PP[("model4_user_belief", "fine_tuning|user_opinion")]
-    assert sum(line.startswith("| model") for line in headlines_section.splitlines()) == 1  # the only headline
-    assert "model1_main_effects fine_tuning (n = 25)" in headlines_section
-    assert 'model4_form = "published"' in text and "alpha = 0.05" in text
+    assert meta["demonstration_models"].value == ["qwen_32b"]
+    assert "> **Demonstration at toy scale** (qwen_32b): 12 training conversations (study: 1,617)" in text
+    assert "### qwen_32b (demonstration, toy scale)" in text and "### llama_70b\n" in text
+    assert "(includes demonstration results)" in text
+    gain = scores.pivot(index="conversation_id", columns="checkpoint", values="warmth")
+    gain = gain["warm-e2"] - gain["original"]
+    assert f"SocioT warmth gain (warm-e2 - original): {gain.mean():+.4f}" in text
+    assert "](warmth_trajectory.png)" in text and "SocioT (reference, scorer gpt2), 100 passes" in text
+    assert (Path(meta["path"].value).parent / "warmth_trajectory.png").read_bytes()[:4] == b"\x89PNG"
+    assert "figure_warmth_trajectory" in meta
+    band = section(text, "## Appendix B")
+    assert markdown_row(band, "warm-e2 (selected)")[4] == "12"

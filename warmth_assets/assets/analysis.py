@@ -2,6 +2,7 @@
 and the report, as the study published them by default ([analysis] in the configuration)."""
 
 import dagster as dg
+import pandas as pd
 
 from resources.study import StudyConfigResource
 from resources.warehouse import WarehouseResource
@@ -126,49 +127,163 @@ def regressions(context: dg.AssetExecutionContext, warehouse: WarehouseResource,
 @dg.asset(
     group_name=GROUP,
     automation_condition=summary(),
-    kinds={"markdown"},
+    kinds={"markdown", "html"},
     deps=["paired_tests", "regression_tables", "marginal_effects", "warmth_trajectory"],
     description=(
-        "The replication report: error rate by dataset original vs warm, the warm-original gap by context and "
-        "belief, the warmth trajectory (PNG figures), the regression tables, and our effects beside the "
-        "published ones (STUDY.md §8; headlines only from [analysis] min_headline_observations rows). Written to "
-        "WARMTH_HOME/report/study_report.md and shown here."
+        "The replication report, first page first: how many estimates agree with the published ones; provenance "
+        "(configuration and its sha256, code version, each model's source and origin, judge, SocioT scorer, "
+        "items, exclusions); per model, warm - original error per dataset and overall (AMEs with delta-method "
+        "95% CIs, Wilson CIs of the rates) beside the published value with a verdict (consistent, differs, "
+        "underpowered, not estimable: never a number for what cannot be estimated); figures with 95% CIs, one "
+        "panel per model; the unpublished choices in force; the regression tables in an appendix. Written to "
+        "WARMTH_HOME/report/study_report.md (figures as PNG beside it) and study_report.html (self-contained), "
+        "and shown here with the figures embedded."
     ),
 )
-def study_report(warehouse: WarehouseResource, study: StudyConfigResource) -> dg.MaterializeResult:
+def study_report(context: dg.AssetExecutionContext, warehouse: WarehouseResource,
+                 study: StudyConfigResource) -> dg.MaterializeResult:
     from warmth_assets.lib import paths
-    from warmth_assets.lib.regressions import PUBLISHED_PP, headlines
-    from warmth_assets.lib.report import bar_chart_png, drift_table, render_report
+    from warmth_assets.lib.report import embed_figures, estimates, render_report, to_html
+    from warmth_assets.lib.report_figures import data_uri
 
-    settings = study.settings.analysis
     folder = paths.warmth_home() / "report"
     folder.mkdir(parents=True, exist_ok=True)
-    obs = warehouse.query_df("SELECT * FROM analysis_observations WHERE included AND comparison IN ('original', 'warm')")
-    by_dataset = obs.groupby(["dataset", "comparison"])["is_incorrect"].mean().unstack().mul(100) if len(obs) else None
-    gap = (obs[obs["comparison"] == "warm"].groupby(["context_group", "template_group"])["is_incorrect"].mean()
-           - obs[obs["comparison"] == "original"].groupby(["context_group", "template_group"])["is_incorrect"].mean()
-           ).mul(100).unstack() if len(obs) else None
-    figures = {}
-    if by_dataset is not None and len(by_dataset):
-        figures["error_by_dataset.png"] = bar_chart_png(by_dataset, "Error rate by dataset (%)", folder / "error_by_dataset.png")
-    if gap is not None and len(gap):
-        figures["gap_by_context.png"] = bar_chart_png(gap, "Warm - original error (pp) by context and belief",
-                                                     folder / "gap_by_context.png")
-    trajectory = warehouse.query_df("SELECT * FROM warmth_trajectory") if warehouse.has_table("warmth_trajectory") else None
+    data = _report_data(warehouse, study, _regression_problems(context))
+    text = render_report(data)
+    path, html_path = folder / "study_report.md", folder / "study_report.html"
+    for name in FIGURE_NAMES:  # a figure not drawn this time must not linger from an earlier run
+        (folder / name).unlink(missing_ok=True)
+    for figure in data.figures:
+        (folder / figure.name).write_bytes(figure.png)
+    path.write_text(text, encoding="utf-8")
+    html_path.write_text(to_html(text, data.figures), encoding="utf-8")
+    verdicts = estimates(data.per_model, data.pooled)["verdict"].value_counts()
+    return dg.MaterializeResult(metadata={
+        "path": str(path), "html_path": str(html_path),
+        "config_sha256": data.provenance["Configuration sha256"], "code_version": data.provenance["Code"],
+        "verdicts": {str(k): int(v) for k, v in verdicts.items()},
+        "demonstration_models": sorted(data.demos),
+        "figures": [str(folder / f.name) for f in data.figures],
+        **{f"figure_{f.name.removesuffix('.png')}": dg.MetadataValue.md(f"![{f.caption}]({data_uri(f.png)})")
+           for f in data.figures},
+        "report": dg.MetadataValue.md(embed_figures(text, data.figures)),
+        "moving_target_dates": len(data.drift) if data.drift is not None else 0,
+    })
+
+
+FIGURE_NAMES = ("error_by_dataset.png", "gap_by_context.png", "warmth_trajectory.png")
+
+
+def _regression_problems(context: dg.AssetExecutionContext) -> dict[str, str] | None:
+    """The regressions asset's record of separated or unfitted analyses (its `problems` metadata), if any."""
+    event = context.instance.get_latest_materialization_event(dg.AssetKey("regression_tables"))
+    metadata = event.asset_materialization.metadata if event and event.asset_materialization else {}
+    return dict(metadata["problems"].value) if "problems" in metadata else None
+
+
+def _report_data(warehouse: WarehouseResource, study: StudyConfigResource, problems: dict[str, str] | None):
+    """Everything the report shows, read from the warehouse and computed by the pure report modules."""
+    from datetime import datetime, timezone
+
+    from warmth_assets.lib import paths
+    from warmth_assets.lib import report_figures as figures
+    from warmth_assets.lib import report_headline as headline
+    from warmth_assets.lib import report_provenance as provenance
+    from warmth_assets.lib.intervals import band_across_prompts
+    from warmth_assets.lib.report import Figure, ReportData, drift_table
+    from warmth_assets.lib.report_appendix import paired_appendix, regression_appendix, table_problems, warmth_appendix
+    from warmth_assets.lib.sociot import label
+
+    settings = study.settings
+    analysis_settings, alpha = settings.analysis, settings.analysis.alpha
+    level = round(100 * (1 - alpha))
+    has = warehouse.has_table
+    obs = warehouse.query_df("SELECT * FROM analysis_observations")
+    registry = warehouse.query_df("SELECT slug, source_kind, source, access, origin FROM model_registry")
+    judged = warehouse.query_df(
+        "SELECT model, dataset, count(DISTINCT item_key) AS items, count(*) AS rows, "
+        "count(*) FILTER (WHERE coalesce(verdict, '') NOT IN ('CORRECT', 'INCORRECT')) AS unparseable, "
+        "string_agg(DISTINCT judge_model || ' (prompt ' || coalesce(judge_prompt_version, '?') || ')', '; ') AS judge "
+        "FROM judgments GROUP BY ALL ORDER BY ALL") if has("judgments") else pd.DataFrame(
+        columns=["model", "dataset", "items", "rows", "unparseable", "judge"])
+    exclusions = obs.groupby(["model", "exclusion"]).size().rename("n").reset_index()
+    compared = dict(obs.loc[obs["comparison"] == "warm", ["model", "checkpoint"]].drop_duplicates().values)
+    sources = dict(zip(registry["slug"], registry["source"]))
+    study_names = {m: headline.study_model(m, sources.get(m, "")) for m in sorted(set(obs["model"]) | set(sources))}
+    demos = provenance.demonstration_models(registry, settings)
+    scores = warehouse.query_df("SELECT model, checkpoint, conversation_id, warmth, variant, scoring_lm, samples "
+                                "FROM warmth_scores") if has("warmth_scores") else pd.DataFrame()
+    band = band_across_prompts(scores, alpha)
+    selected = {}
+    if has("warmth_trajectory"):
+        selected = dict(warehouse.query_df(
+            "SELECT DISTINCT model, checkpoint FROM warmth_trajectory WHERE selected").values)
+    sociot = settings.sociot
+    if len(scores):
+        metric = "; ".join(f"{label(v, lm)}, {int(n)} passes" for v, lm, n in sorted(set(zip(
+            scores["variant"], scores["scoring_lm"], scores["samples"]))))
+    else:
+        metric = f"{label(sociot.variant, sociot.lm)}, {sociot.samples} passes (configured; no warmth scores yet)"
+
+    notes, imported = {}, set(registry.loc[registry["origin"] == "import", "slug"])
+    for model in sorted(set(obs["model"])):
+        gain = headline.warmth_gain(scores, model, compared.get(model, ""), alpha)
+        warmth = (f"SocioT warmth gain ({compared.get(model)} - original): {gain.estimate:+.4f} "
+                  f"[{gain.low:+.4f}, {gain.high:+.4f}] over {gain.n:,} paired validation prompts." if gain
+                  else "SocioT warmth: not scored here" + (" (imported results carry none)." if model in imported
+                                                            else " yet."))
+        notes[model] = (f"Compared: original vs {compared.get(model, 'no warm checkpoint')}; the study's model: "
+                        f"{study_names.get(model) or 'none of its five'}. {warmth}")
+    per_model = headline.per_model_effects(obs, study_names, analysis_settings.min_headline_observations, alpha,
+                                           analysis_settings.underpowered_half_width_pp)
+    pooled = headline.pooled_effects(obs, analysis_settings.model4_form, analysis_settings.min_headline_observations,
+                                     alpha, analysis_settings.underpowered_half_width_pp)
+
+    titles = {m: m + (" (demonstration, toy scale)" if m in demos else "") for m in study_names}
+    drawn = [
+        ("error_by_dataset.png", "Error rate by dataset, original vs warm, unmodified prompts, per model "
+         f"({level}% Wilson intervals)", figures.error_by_dataset(headline.error_rates(obs, alpha), titles, level)),
+        ("gap_by_context.png", "Warm - original error by context group and belief, paired prompts, per model "
+         f"({level}% t-intervals)", figures.gap_by_context(headline.paired_gaps(obs, alpha), titles, level)),
+        ("warmth_trajectory.png", f"Warmth by epoch (the paper's Fig. 1, unnormalised), {metric}; band: {level}% "
+         "t-interval of the mean across validation prompts", figures.warmth_trajectory(band, selected, titles, metric,
+                                                                                        level)),
+    ]
+    tables = warehouse.query_df("SELECT * FROM regression_tables")
     effects = warehouse.query_df("SELECT * FROM marginal_effects")
-    beside = headlines(effects, settings.min_headline_observations)
-    effects["published_pp"] = [PUBLISHED_PP.get((a, e)) for a, e in zip(effects["analysis"], effects["effect"])]
-    # Each evaluation date of a moving target is kept under history/ (reevaluation_schedule).
+    problems = {**table_problems(tables), **(problems or {})}
     history = warehouse.query_df(
         "SELECT model, checkpoint, evaluation_date, dataset, verdict, refusal FROM judgments_history "
-        "WHERE moving_target") if warehouse.has_table("judgments_history") else None
-    drift = drift_table(history)
-    text = render_report(
-        tables=warehouse.query_df("SELECT * FROM regression_tables"), effects=effects,
-        paired=warehouse.query_df("SELECT * FROM paired_tests"), trajectory=trajectory, figures=list(figures),
-        drift=drift, headlines=beside, analysis=settings)
-    path = folder / "study_report.md"
-    path.write_text(text, encoding="utf-8")
-    return dg.MaterializeResult(metadata={"path": str(path), "report": dg.MetadataValue.md(text[:60000]),
-                                          "figures": [str(folder / f) for f in figures],
-                                          "moving_target_dates": len(drift)})
+        "WHERE moving_target") if has("judgments_history") else None  # reevaluation_schedule's dated results
+    config_file = study.config_path
+    included = int(obs["included"].sum()) if len(obs) else 0
+    return ReportData(
+        settings=settings,
+        provenance={
+            "Configuration": f"`{config_file}` ([project] name `{settings.project.name}`)",
+            "Configuration sha256": provenance.file_sha256(config_file),
+            "Code": provenance.code_version(paths.repo_root()),
+            "Generated": datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
+            "Analysis": f"Model 4 form `{analysis_settings.model4_form}`, refusal list "
+                        f"`{analysis_settings.refusal_list}`, {level}% intervals, estimates from "
+                        f"{analysis_settings.min_headline_observations} rows on, underpowered above a half-width of "
+                        f"{analysis_settings.underpowered_half_width_pp:g} pp",
+            "Warmth scoring": metric,
+            "Judge (configured for new judgments)": f"{settings.judge.model} at temperature "
+                                                    f"{settings.judge.temperature:g}; per model below",
+            "Items per dataset (configured)": ", ".join(
+                f"{d} {n}" for d, n in sorted(settings.evaluation.sizes.items())),
+            "Observations": f"{len(obs):,} judged responses, {included:,} included in the comparisons",
+        },
+        models=provenance.model_table(registry, judged, exclusions, compared, study_names, demos),
+        toy_notes=provenance.toy_scale(settings), demos=demos & set(obs["model"]),
+        per_model=per_model, pooled=pooled, model_notes=notes,
+        figures=[Figure(name, caption, png) for name, caption, png in drawn if png],
+        choices=provenance.unpublished_choices(settings, [config_file, paths.repo_root() / "dagster_project.toml"]),
+        appendices={
+            "Regression tables and marginal effects": regression_appendix(tables, effects, problems, level),
+            "Warmth by checkpoint": warmth_appendix(band, selected, level),
+            "Paired tests (McNemar, BH-FDR)": paired_appendix(warehouse.query_df("SELECT * FROM paired_tests")),
+        },
+        drift=drift_table(history),
+    )

@@ -180,6 +180,9 @@ class JudgeSettings(_Section):
     prompt_version: str = "study-v1"
     validation_sample: int = Field(470, ge=0)
     annotations_csv: str = Field("", description="The exported judge-validation sample with human_verdict filled in")
+    max_tokens: int = Field(
+        20, ge=12, description="Answer tokens of a structured verdict ({\"verdict\": \"INCORRECT\"} is about 8 "
+        "with GPT-4o's tokenizer); a server without structured output gets the one-word request of before (8)")
 
 
 class LLMSettings(_Section):
@@ -293,7 +296,11 @@ class AnalysisSettings(_Section):
     min_headline_observations: int = Field(
         100, ge=0,
         description="[?] An effect beside a published figure is a headline only when estimated from at least "
-        "this many observations; smaller ones are still tabulated, marked as not headlines")
+        "this many observations; in the report a smaller one is 'not estimable: too few rows', never a number")
+    underpowered_half_width_pp: float = Field(
+        5.0, gt=0,
+        description="[?] The report calls an estimate underpowered when its confidence interval's half-width "
+        "exceeds this many percentage points (and the published value lies inside it)")
 
 
 class StudySettings(_Section):

@@ -1,54 +1,52 @@
-"""The replication report: figures as PNG files and the Markdown around them."""
+"""The replication report, first page first: a summary of the verdicts, provenance, the headline per model, the
+figures, the unpublished choices in force; the full regression tables and the rest in appendices.
+
+`render_report` writes Markdown whose figures are files beside it (`![caption](name.png)`); `embed_figures` puts
+them inline as base64 PNG (the Dagster UI's metadata), `to_html` makes the one self-contained HTML file.
+"""
 
 from __future__ import annotations
 
-from pathlib import Path
+from dataclasses import dataclass, field
 
 import pandas as pd
 
+from warmth_assets.lib.report_headline import HEADLINE_ROWS, NOT_ESTIMABLE
+
 MODEL4_NOTE = {
-    "published": "the form of the study's code behind the published +10.99 pp (commit e2d9773: a "
-                 "context-group main effect, fine-tuning interacted with the belief group, no belief main effect); "
-                 "its sycophancy effect is the AME over user-opinion rows, and its log-odds, SE and p are the study's "
-                 "test of [1]:user_opinion - [0]:user_opinion, the interaction alone",
-    "released_sample": "the earlier commits' form (belief main effect and its interaction, no context "
-                       "term); its sycophancy effect is the fine-tuning term plus the interaction with user-opinion "
-                       "prompts, with the covariance in its SE",
+    "published": "the form of the study's code behind the published +10.99 pp (commit e2d9773: a context-group main "
+                 "effect, fine-tuning interacted with the belief group, no belief main effect); its sycophancy effect "
+                 "is the AME over user-opinion rows",
+    "released_sample": "the earlier commits' form (belief main effect and its interaction, no context term)",
 }
 REFUSAL_NOTE = {
     "published": "the published list (commit e2d9773, with curly and low-9 apostrophes in \"i can't\")",
     "earlier": "the earlier commits' list (a curly-apostrophe \"can’t\" is not a refusal there)",
 }
+VERDICTS = ("consistent", "differs", "underpowered", NOT_ESTIMABLE)
 
 
-def methods_note(analysis=None) -> str:
-    """The methods note for the [analysis] settings in force (defaults: the study as published)."""
-    from warmth_assets.lib.config import AnalysisSettings
+@dataclass(frozen=True)
+class Figure:
+    name: str      # file name beside the Markdown, e.g. error_by_dataset.png
+    caption: str
+    png: bytes
 
-    analysis = analysis or AnalysisSettings()
-    level = 100 * (1 - analysis.alpha)
-    return f"""## Methods note
-- Regressions: statsmodels GLM Binomial with the study's formulas (STUDY.md §8), fitted on the included
-  observations of the original and the selected warm checkpoint; `_length` adds response length in characters.
-  Confidence intervals at {level:g}%.
-- Effects in percentage points are average marginal effects (mean predicted probability with fine-tuning
-  minus without, over the rows of the condition). The study's earlier code reports some log-odds sums as
-  percentage points; here the log-odds combination (`coef_sum`) and the AME (`estimate_pp`) are separate columns.
-- Standard errors of per-condition combinations use the delta method with the covariance term.
-- Model 4 (`model4_form = "{analysis.model4_form}"`): {MODEL4_NOTE[analysis.model4_form]}.
-- Refusals: {REFUSAL_NOTE[analysis.refusal_list]}, matched in every response, imported ones included. Disinfo
-  refusals count as correct; refusals elsewhere are excluded (flagged, not deleted).
-- Paired tests: McNemar exact; a cell without discordant pairs has no p-value and is left out of the
-  Benjamini-Hochberg family (`{analysis.fdr_family}`); significance at alpha = {analysis.alpha:g} (the column
-  "Significant (p < 0.05)" keeps the study's name).
-- Headlines: an effect beside a published figure counts as a headline only from
-  {analysis.min_headline_observations} observations on.
-- Fits flagged for separation or that could not be estimated are listed in the regression asset's metadata.
-- Fidelity: on the study's released sample outputs our fits equal the study's own `statistical_models/` code,
-  both model-4 forms included (observation counts, coefficients, SEs, log-likelihoods, the effects it prints;
-  tests/lib/test_regressions_fidelity.py).
-- The overall `fine_tuning` effect of an interaction model is an AME over all its conditions; it has no single
-  log-odds counterpart, so its `coef_sum`, `std_err` and `p_value` are empty (see the per-condition rows)."""
+
+@dataclass
+class ReportData:
+    settings: object                  # StudySettings in force
+    provenance: dict[str, str]        # configuration, sha256, code, generated, ... (label -> value)
+    models: pd.DataFrame              # report_provenance.model_table
+    toy_notes: list[str]              # report_provenance.toy_scale
+    demos: set[str]                   # models labelled a demonstration at toy scale
+    per_model: pd.DataFrame           # report_headline.per_model_effects
+    pooled: pd.DataFrame              # report_headline.pooled_effects
+    model_notes: dict[str, str]       # model -> one line under its heading (compared checkpoints, warmth gain)
+    figures: list[Figure]
+    choices: pd.DataFrame             # report_provenance.unpublished_choices
+    appendices: dict[str, str] = field(default_factory=dict)   # title -> Markdown
+    drift: pd.DataFrame | None = None
 
 
 def markdown_table(frame: pd.DataFrame) -> str:
@@ -78,44 +76,142 @@ def drift_table(history: pd.DataFrame) -> pd.DataFrame:
     return table[dates >= 2][columns].sort_values(["model", "checkpoint", "evaluation_date"], ignore_index=True)
 
 
-def bar_chart_png(frame: pd.DataFrame, title: str, path: Path) -> str:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    ax = frame.plot(kind="bar", figsize=(7, 3.5), title=title, rot=0)
-    ax.axhline(0, color="black", linewidth=0.6)
-    plt.tight_layout()
-    plt.savefig(path, dpi=100)
-    plt.close("all")
-    return path.name
+def _pp(value) -> str:
+    return "-" if value is None or pd.isna(value) else f"{value:+.2f}"
 
 
-def render_report(*, tables: pd.DataFrame, effects: pd.DataFrame, paired: pd.DataFrame,
-                  trajectory: pd.DataFrame | None, figures: list[str], drift: pd.DataFrame | None = None,
-                  headlines: pd.DataFrame | None = None, analysis=None) -> str:
-    parts = ["# Warmth replication report", ""]
-    parts += [f"![{name}]({name})" for name in figures]
-    if headlines is not None and len(headlines):
-        shown = headlines[headlines["headline"]]
-        parts += ["", "## Headline effects (ours beside the published full-data results)", "",
-                  markdown_table(shown.drop(columns="headline").round(4)) if len(shown)
-                  else "None yet: every effect with a published counterpart rests on too few observations."]
-        small = headlines[~headlines["headline"]]
-        if len(small):
-            parts += ["", "Not headlines (too few observations): " + ", ".join(
-                f"{a} {e} (n = {n})" for a, e, n in zip(small["analysis"], small["effect"], small["n_obs"])) + "."]
-    parts += ["", "## Marginal effects of fine-tuning (ours beside the published full-data results)", ""]
-    parts.append(markdown_table(effects.round(4)) if len(effects) else "No regression could be fitted yet.")
-    if trajectory is not None and len(trajectory):
-        parts += ["", "## Warmth by checkpoint", "", markdown_table(trajectory.round(4))]
-    if drift is not None and len(drift):
-        parts += ["", "## Drift of moving targets (re-evaluated on a schedule)", "", markdown_table(drift)]
-    if len(paired):
-        significant = paired[paired["Significant (FDR)"] == "Yes"]
-        parts += ["", f"## Paired tests ({len(paired)} conditions, {len(significant)} significant after FDR)", "",
-                  markdown_table(paired.head(40))]
-    parts += ["", "## Regression tables", "", markdown_table(tables.round(4)) if len(tables) else "none", "",
-              methods_note(analysis), ""]
-    return "\n".join(parts)
+def _rate(errors: int, n: int, alpha: float) -> str:
+    from warmth_assets.lib.intervals import wilson
+
+    if not n:
+        return "no rows"
+    interval = wilson(int(errors), int(n), alpha).scaled(100)
+    return f"{interval.estimate:.1f}% [{interval.low:.1f}, {interval.high:.1f}] ({int(errors)}/{int(n)})"
+
+
+def _effect(row) -> str:
+    if pd.isna(row.estimate_pp):
+        return NOT_ESTIMABLE
+    return f"{row.estimate_pp:+.2f} [{row.low_pp:+.2f}, {row.high_pp:+.2f}]"
+
+
+def _verdict(row) -> str:
+    return f"{row.verdict}: {row.reasons}" if row.verdict == NOT_ESTIMABLE and row.reasons else row.verdict
+
+
+def effect_table(frame: pd.DataFrame, first: str, alpha: float) -> str:
+    level = round(100 * (1 - alpha))
+    head = (f"| {first} | rows | original error [{level}% CI] | warm error [{level}% CI] | warm - original, pp "
+            f"[{level}% CI] | published, pp | verdict |")
+    lines = [head, "|---|---|---|---|---|---|---|"]
+    for row in frame.itertuples():
+        name = row.label if first == "effect" else row.dataset
+        name = name.replace("|", "\\|")
+        lines.append(f"| {name} | {row.n:,} | {_rate(row.original_errors, row.original_n, alpha)} "
+                     f"| {_rate(row.warm_errors, row.warm_n, alpha)} | {_effect(row)} | {_pp(row.published_pp)} "
+                     f"| {_verdict(row)} |")
+    return "\n".join(lines)
+
+
+def estimates(per_model: pd.DataFrame, pooled: pd.DataFrame) -> pd.DataFrame:
+    """Every headline row, per model and pooled."""
+    frames = [f for f in (per_model, pooled) if len(f)]
+    return pd.concat(frames, ignore_index=True) if frames else per_model
+
+
+def verdict_summary(per_model: pd.DataFrame, pooled: pd.DataFrame) -> str:
+    rows = estimates(per_model, pooled)
+    beside = rows[rows["published_pp"].notna()]
+    counts = beside["verdict"].value_counts()
+    return (f"Of {len(beside)} estimates with a published counterpart: "
+            + ", ".join(f"{int(counts.get(v, 0))} {v}" for v in VERDICTS) + ".")
+
+
+def methods_note(analysis) -> str:
+    level = 100 * (1 - analysis.alpha)
+    return f"""- Headline rows: {HEADLINE_ROWS}. Effects are average marginal effects (AMEs: mean predicted error with
+  fine-tuning minus without) from GLM Binomial fits, with delta-method {level:g}% intervals of the AME itself; error
+  rates carry Wilson intervals. Per model x dataset the fit is `is_incorrect ~ fine-tuning` (its AME is the raw
+  difference); per model overall it adds dataset; pooled rows use the study's own formulas (STUDY.md §8).
+- Verdicts: *consistent* when the published value lies inside our interval, *differs* when outside, *underpowered*
+  when inside but the half-width exceeds {analysis.underpowered_half_width_pp:g} pp, *not estimable* when the fit
+  separates, fails, or rests on fewer than {analysis.min_headline_observations} rows (the reasons are written out,
+  never a number).
+- Published per-model figures: the study's results_warm_ft.csv (unmodified context, original prompts, paired
+  accuracies: warm - original error = -Raw Diff); pooled figures: STUDY.md §8.
+- Model 4 (`model4_form = "{analysis.model4_form}"`): {MODEL4_NOTE[analysis.model4_form]}.
+- Refusals: {REFUSAL_NOTE[analysis.refusal_list]}, matched in every response, imported ones included. Disinfo
+  refusals count as correct; refusals elsewhere are excluded (flagged, not deleted).
+- Paired tests: McNemar exact; a cell without discordant pairs has no p-value and is left out of the
+  Benjamini-Hochberg family (`{analysis.fdr_family}`); significance at alpha = {analysis.alpha:g}.
+- Gap figure: warm - original per prompt answered by both checkpoints (paired on model, dataset, prompt), the
+  mean with its t-interval. Warmth band: t-interval of the mean warmth across validation prompts; warmth gain:
+  paired t-interval over the prompts both checkpoints answered.
+- Fidelity: on the study's released sample our fits equal the study's own `statistical_models/` code (tests)."""
+
+
+def render_report(data: ReportData) -> str:
+    analysis = data.settings.analysis
+    appendices = dict(data.appendices)
+    if data.drift is not None and len(data.drift):
+        appendices["Drift of moving targets (re-evaluated on a schedule)"] = markdown_table(data.drift)
+    appendices["Methods note"] = methods_note(analysis)
+    letters = dict(zip(appendices, "ABCDEFGHIJ"))
+    parts = ["# Warmth replication report", "", verdict_summary(data.per_model, data.pooled)]
+    if data.demos:
+        parts += ["", f"> **Demonstration at toy scale** ({', '.join(sorted(data.demos))}): "
+                  + "; ".join(data.toy_notes) + ". These results show that the pipeline runs end to end; they are not "
+                  "evidence about the model."]
+    parts += ["", "## Provenance", ""] + [f"- **{k}**: {v}" for k, v in data.provenance.items()]
+    parts += ["", markdown_table(data.models) if len(data.models) else "No model has judged results yet."]
+    parts += ["", "## Headline: warm - original error, per model", "",
+              f"Rows: {HEADLINE_ROWS}. Methods and the verdict rule: appendix {letters['Methods note']}."]
+    for model, rows in data.per_model.groupby("scope", sort=True):
+        tag = " (demonstration, toy scale)" if model in data.demos else ""
+        parts += ["", f"### {model}{tag}", ""]
+        if data.model_notes.get(model):
+            parts += [data.model_notes[model], ""]
+        parts.append(effect_table(rows, "dataset", analysis.alpha))
+    if data.per_model.empty:
+        parts += ["", "No model has original and warm observations yet."]
+    pooled_models = sorted(set(data.per_model["scope"]))
+    parts += ["", "## Published effects, all models pooled", "",
+              f"Models pooled: {', '.join(pooled_models) or 'none'}"
+              + (" (includes demonstration results)" if data.demos & set(pooled_models) else "") + ".", "",
+              effect_table(data.pooled, "effect", analysis.alpha) if len(data.pooled) else "Nothing to pool yet."]
+    parts += ["", "## Figures", ""]
+    parts += [f"![{f.caption}]({f.name})\n\n*{f.caption}*\n" for f in data.figures] or [
+        "No figure yet (no results).", ""]
+    parts += ["## Unpublished choices in force", "",
+              "Choices the paper does not publish (marked [?] in the configuration's schema or the annotated "
+              "configuration, and the versioned prompts in code), with the value this report was produced with.", "",
+              markdown_table(data.choices) if len(data.choices) else "none"]
+    for title, body in appendices.items():
+        parts += ["", f"## Appendix {letters[title]}: {title}", "", body]
+    return "\n".join(parts) + "\n"
+
+
+def embed_figures(markdown: str, figures: list[Figure]) -> str:
+    """The Markdown with each `](name.png)` image reference replaced by its base64 data URI."""
+    from warmth_assets.lib.report_figures import data_uri
+
+    for figure in figures:
+        markdown = markdown.replace(f"]({figure.name})", f"]({data_uri(figure.png)})")
+    return markdown
+
+
+HTML_STYLE = """body{font-family:system-ui,sans-serif;max-width:1100px;margin:2em auto;padding:0 1em;line-height:1.4}
+table{border-collapse:collapse;font-size:0.85em;margin:0.5em 0}th,td{border:1px solid #ccc;padding:2px 6px}
+th{background:#f3f3f3}img{max-width:100%}blockquote{border-left:4px solid #d62728;margin:0;padding:0 1em}
+code{background:#f6f6f6}"""
+
+
+def to_html(markdown: str, figures: list[Figure], title: str = "Warmth replication report") -> str:
+    """One self-contained HTML page: figures inline as base64 PNG, no external resource."""
+    import html
+
+    from markdown_it import MarkdownIt
+
+    body = MarkdownIt("commonmark", {"html": False}).enable("table").render(embed_figures(markdown, figures))
+    return (f"<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\"><title>{html.escape(title)}</title>"
+            f"<style>{HTML_STYLE}</style></head><body>\n{body}</body></html>\n")

@@ -5,11 +5,18 @@ rest are sent, with at most `max_concurrency` in flight. Each answer is appended
 moment it arrives (`call_journal`) and folded into the cache table in groups, so a run killed
 halfway resumes where it stopped and pays again only for the calls that were in flight; errors are
 never cached. After every call has finished, failures raise one error naming them.
+
+Structured output: a request with a `response_format` is sent with it. The first uncached one per
+endpoint and model is sent alone; a server that rejects it (HTTP 400/422 naming response_format or
+json_schema) is recorded in `llm_structured_unsupported`, and from then on (this run and later ones)
+such requests go to that endpoint in their free-text form (`ChatRequest.free_text()`, the key they had
+before structured output). The in-process backend answers a verdict format by choice scoring.
 """
 
 from __future__ import annotations
 
 import contextlib
+import datetime
 import json
 import random
 import threading
@@ -33,6 +40,14 @@ RETRYABLE_STATUS = {408, 409, 429, 500, 502, 503, 504}
 
 class LLMCallError(RuntimeError):
     """Calls that still failed after the last retry; their answers are not cached."""
+
+
+class StructuredOutputUnsupported(LLMCallError):
+    """The server rejected the request's response_format (it has no structured output)."""
+
+
+STRUCTURED_ERROR_STATUS = {400, 422}
+STRUCTURED_ERROR_WORDS = ("response_format", "json_schema")
 
 
 class _Retryable(Exception):
@@ -96,16 +111,18 @@ class LLMResource(dg.ConfigurableResource):
         return {r[0]: ChatResult(*r, cached=True) for r in rows}
 
     def _row(self, request: ChatRequest, result: ChatResult) -> dict:
+        body = {"messages": request.message_dicts(), "temperature": request.temperature,
+                "max_tokens": request.max_tokens, "seed": request.seed, "top_p": request.top_p,
+                "cache_salt": request.cache_salt}
+        if request.response_format:
+            body["response_format"] = request.response_format_dict()
         return {
             "request_key": result.key, "provider": self.provider, "endpoint": self.endpoint,
             "model": request.model, "template_version": request.template_version,
-            "request_json": json.dumps({"messages": request.message_dicts(), "temperature": request.temperature,
-                                        "max_tokens": request.max_tokens, "seed": request.seed,
-                                        "top_p": request.top_p, "cache_salt": request.cache_salt},
-                                       ensure_ascii=False),
+            "request_json": json.dumps(body, ensure_ascii=False),
             "response_text": result.text, "finish_reason": result.finish_reason,
             "prompt_tokens": result.prompt_tokens, "completion_tokens": result.completion_tokens,
-            "latency_s": result.latency_s,
+            "latency_s": result.latency_s, "response_format": request.response_format or None,
         }
 
     def _store(self, pairs: list[tuple[ChatRequest, ChatResult]]) -> None:
@@ -117,7 +134,8 @@ class LLMResource(dg.ConfigurableResource):
         import pandas as pd
 
         # One set-based insert from a DataFrame: DuckDB's executemany goes row by row (~2 ms a row).
-        frame = pd.DataFrame(rows, columns=list(rows[0]))
+        # Columns: every key of any row (a journal of older code has no response_format).
+        frame = pd.DataFrame(rows, columns=list(dict.fromkeys(k for row in rows for k in row)))
         with self.warehouse.get_connection() as conn:
             conn.register("_answers", frame)
             conn.execute("INSERT OR IGNORE INTO llm_calls BY NAME SELECT * FROM _answers")
@@ -189,6 +207,8 @@ class LLMResource(dg.ConfigurableResource):
                 kwargs["seed"] = request.seed
             if request.top_p is not None:
                 kwargs["top_p"] = request.top_p
+            if request.response_format:
+                kwargs["response_format"] = request.response_format_dict()
             with self._provider_slot():
                 response = self._openai().chat.completions.create(**kwargs)
         except openai.APITimeoutError as exc:
@@ -198,6 +218,10 @@ class LLMResource(dg.ConfigurableResource):
         except openai.APIStatusError as exc:
             if exc.status_code in RETRYABLE_STATUS:
                 raise _Retryable(f"HTTP {exc.status_code}", parse_retry_after(dict(exc.response.headers))) from exc
+            said = f"{exc.message} {exc.body}".lower()
+            if (request.response_format and exc.status_code in STRUCTURED_ERROR_STATUS
+                    and any(word in said for word in STRUCTURED_ERROR_WORDS)):
+                raise StructuredOutputUnsupported(f"HTTP {exc.status_code}: {exc.message}") from exc
             raise LLMCallError(f"{request.model}: HTTP {exc.status_code} (not retryable): {exc.message}") from exc
         choice = response.choices[0]
         usage = response.usage
@@ -227,8 +251,59 @@ class LLMResource(dg.ConfigurableResource):
                 time.sleep(delay)
         raise AssertionError("unreachable")
 
+    # -- structured output ----------------------------------------------------------------
+    def structured_unsupported(self) -> dict[str, str]:
+        """Models on this endpoint recorded as rejecting response_format -> the server's error."""
+        rows = self.warehouse.query_df(
+            "SELECT model, error FROM llm_structured_unsupported WHERE endpoint = ?", [self.endpoint])
+        return dict(zip(rows["model"], rows["error"]))
+
+    def _record_unsupported(self, model: str, error: str) -> None:
+        with self.warehouse.get_connection() as conn:
+            conn.execute("INSERT INTO llm_structured_unsupported (endpoint, model, detected_on, error) "
+                         "VALUES (?, ?, ?, ?) ON CONFLICT DO NOTHING",
+                         [self.endpoint, model, datetime.date.today(), error])
+
+    def _as_sent(self, requests: list[ChatRequest]) -> list[ChatRequest]:
+        """The requests as this endpoint takes them: the free-text form where structured output was rejected."""
+        if self.provider != "openai" or not any(r.response_format for r in requests):
+            return requests
+        rejected = self.structured_unsupported()
+        return [r.free_text() if r.response_format and r.model in rejected else r for r in requests]
+
+    def _probe_structured(self, requests, todo, results, usage, failures, log) -> bool:
+        """Send the first uncached structured request of each model alone; False when the server rejected a
+        response_format (recorded). Each probe's answer or error is taken out of `todo` like any other."""
+        probes: dict[str, str] = {}
+        for key, idx in todo.items():
+            if requests[idx[0]].response_format:
+                probes.setdefault(requests[idx[0]].model, key)
+        accepted = True
+        for model, key in probes.items():
+            request = requests[todo[key][0]]
+            self.check_budget(costs.pending_usd([request], self.prices_per_million_tokens), 1, [model])
+            try:
+                result = self._call_with_retries(request, key, usage, threading.Lock(), log)
+            except StructuredOutputUnsupported as exc:
+                self._record_unsupported(model, str(exc))
+                if log:
+                    log(f"{self.endpoint} ({model}) rejects structured output ({exc}); recorded in "
+                        "llm_structured_unsupported: its requests go in free-text form from now on")
+                accepted = False
+                continue
+            except LLMCallError as exc:
+                failures.append(str(exc))
+                del todo[key]
+                continue
+            self._store([(request, result)])
+            for i in todo.pop(key):
+                results[i] = result
+            usage.add(result)
+        return accepted
+
     def complete_many(self, requests: list[ChatRequest], *, log: Callable[[str], None] | None = None
                       ) -> tuple[list[ChatResult], Usage]:
+        requests = self._as_sent(requests)
         usage = Usage()
         keys = [self.key(r) for r in requests]
         self.fold_journals()  # a killed run's answers count as cached
@@ -243,6 +318,12 @@ class LLMResource(dg.ConfigurableResource):
                 todo.setdefault(key, []).append(i)  # identical requests are sent once
 
         failures: list[str] = []
+        uncached = len(todo)
+        if todo and self.provider == "openai":
+            # First the structured probe (budget-checked alone): a rejection turns the requests into their
+            # free-text forms, whose keys (those of before) may all be cached, and nothing else is sent.
+            if not self._probe_structured(requests, todo, results, usage, failures, log):
+                return self.complete_many(requests, log=log)  # now recorded: sent in free-text form
         if todo and self.provider == "openai":
             pending = [requests[idx[0]] for idx in todo.values()]
             self.check_budget(costs.pending_usd(pending, self.prices_per_million_tokens), len(pending),
@@ -259,7 +340,7 @@ class LLMResource(dg.ConfigurableResource):
         if failures:
             usage.errors = len(failures)
             raise LLMCallError(
-                f"{len(failures)} of {len(todo)} calls failed (answers of the others are cached, a re-run "
+                f"{len(failures)} of {uncached} calls failed (answers of the others are cached, a re-run "
                 f"sends only the failed ones); first: {failures[0]}"
             )
         return results, usage  # type: ignore[return-value]

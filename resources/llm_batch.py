@@ -32,6 +32,8 @@ def batch_line(key: str, request: ChatRequest) -> dict:
         body["seed"] = request.seed
     if request.top_p is not None:
         body["top_p"] = request.top_p
+    if request.response_format:
+        body["response_format"] = request.response_format_dict()
     return {"custom_id": key, "method": "POST", "url": "/v1/chat/completions", "body": body}
 
 

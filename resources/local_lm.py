@@ -3,11 +3,21 @@
 A GGUF file is de-quantised once (about 40 s on 2 cores for SmolLM2-135M) and cached with
 `save_pretrained` under a folder named by the file's sha256, so every later load takes a second.
 Loaded models are kept per process: one load serves every call of a run.
+
+A request whose response_format is a verdict (`lib/llm_requests.verdict_response_format`) is answered
+by choice scoring, not by generation: the log-likelihood of each label as the assistant's reply
+(chat template applied, generation prompt added, then the label's own tokens, no end-of-turn token)
+in one forward pass over all options, no sampling. The most likely label is the verdict; its
+probability is the softmax over the labels' total log-likelihoods. The answer text is
+`{"verdict": "LABEL", "p": 0.93}` (the JSON the schema asks for, plus `p`), so the call cache keeps
+the probability with the verdict. The bare label is scored, not the JSON text: the judge prompt asks
+for one word, and a JSON prefix shared by every option would add nothing to the comparison.
 """
 
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import threading
 import time
@@ -18,7 +28,7 @@ from pydantic import Field
 
 from resources.warehouse import exclusive_lock
 from warmth_assets.lib import paths
-from warmth_assets.lib.llm_requests import ChatRequest, ChatResult
+from warmth_assets.lib.llm_requests import ChatRequest, ChatResult, verdict_labels
 from warmth_assets.lib.model_sources import resolve_model_file
 
 _LOADED: dict[tuple, tuple] = {}
@@ -156,30 +166,50 @@ class LocalLMResource(dg.ConfigurableResource):
             return peft_model, tokenizer, peft_model.disable_adapter
         return model, tokenizer, contextlib.nullcontext
 
-    def generate(self, requests: list[ChatRequest]) -> list[ChatResult]:
-        """Answers in request order. Requests are batched by generation settings and prompt length.
-
-        Sampling is seeded per batch with the first request's seed, so an answer is reproducible
-        for the same batch; the call cache, not re-generation, is what makes re-runs identical.
-        """
-        import torch
-
-        model, tokenizer, adapter_context = self._model()
-        results: list[ChatResult | None] = [None] * len(requests)
-        order = sorted(range(len(requests)), key=lambda i: (
-            requests[i].temperature, requests[i].max_tokens, sum(len(c) for _, c in requests[i].messages)))
-        batches, current = [], []
+    def _batches(self, requests: list[ChatRequest], indices: list[int], settings=lambda r: (),
+                 order=lambda r: ()) -> list[list[int]]:
+        """`indices` cut into batches of equal `settings`, sorted by `order` and prompt length, within the
+        size limits."""
         size = lambda i: sum(len(c) for _, c in requests[i].messages)  # noqa: E731
-        for i in order:
+        ordered = sorted(indices, key=lambda i: (*order(requests[i]), size(i)))
+        batches, current = [], []
+        for i in ordered:
             over_budget = self.batch_max_chars and (len(current) + 1) * size(i) > self.batch_max_chars
             if current and (len(current) == self.batch_size or over_budget
-                            or _settings(requests[current[0]]) != _settings(requests[i])):
+                            or settings(requests[current[0]]) != settings(requests[i])):
                 batches.append(current)
                 current = []
             current.append(i)
         if current:
             batches.append(current)
-        for batch in batches:
+        return batches
+
+    def generate(self, requests: list[ChatRequest]) -> list[ChatResult]:
+        """Answers in request order. Requests are batched by generation settings and prompt length.
+
+        Sampling is seeded per batch with the first request's seed, so an answer is reproducible
+        for the same batch; the call cache, not re-generation, is what makes re-runs identical.
+        A verdict request (response_format with a label enum) is answered by `score_choices`.
+        """
+        import torch
+
+        results: list[ChatResult | None] = [None] * len(requests)
+        free, choice = [], []
+        for i, request in enumerate(requests):
+            if not request.response_format:
+                free.append(i)
+            elif verdict_labels(request.response_format_dict()):
+                choice.append(i)
+            else:
+                raise ValueError(f"the in-process backend answers only verdict formats (a label enum), not "
+                                 f"response_format {request.response_format}")
+        if choice:
+            for i, result in zip(choice, self.score_choices([requests[i] for i in choice])):
+                results[i] = result
+        if not free:
+            return results  # type: ignore[return-value]
+        model, tokenizer, adapter_context = self._model()
+        for batch in self._batches(requests, free, _settings, lambda r: (r.temperature, r.max_tokens)):
             first = requests[batch[0]]
             encoded = tokenizer.apply_chat_template(
                 [requests[i].message_dicts() for i in batch], add_generation_prompt=True,
@@ -209,6 +239,70 @@ class LocalLMResource(dg.ConfigurableResource):
                     latency_s=latency, model=requests[i].model,
                 )
         return results  # type: ignore[return-value]
+
+    def choice_logprobs(self, requests: list[ChatRequest], options: list[tuple[str, ...]]
+                        ) -> list[tuple[list[float], int, list[int]]]:
+        """For each request: (total log-likelihood of each option as the assistant's reply, prompt tokens,
+        option token counts). One forward pass per batch over every option of its requests."""
+        import torch
+
+        model, tokenizer, adapter_context = self._model()
+        out: list[tuple | None] = [None] * len(requests)
+        for batch in self._batches(requests, list(range(len(requests)))):
+            prompts = tokenizer.apply_chat_template([requests[i].message_dicts() for i in batch],
+                                                    add_generation_prompt=True, tokenize=False)
+            prompt_ids = tokenizer(prompts, add_special_tokens=False)["input_ids"]
+            rows, spans = [], []  # every option of every request: prompt + option tokens; option token counts
+            for i, ids in zip(batch, prompt_ids):
+                for label in options[i]:
+                    label_ids = tokenizer(label, add_special_tokens=False)["input_ids"]
+                    if not label_ids:
+                        raise ValueError(f"label {label!r} has no tokens")
+                    rows.append(ids + label_ids)
+                    spans.append(len(label_ids))
+            width = max(len(r) for r in rows)
+            keep = max(spans) + 1  # logits at position t predict token t + 1: the options' tokens and one before
+            pad = tokenizer.pad_token_id
+            # Left padding puts every option at the end, so only the last `keep` positions need logits
+            # (a vocabulary-wide logit row per prompt token would not fit); positions count real tokens only.
+            input_ids = torch.tensor([[pad] * (width - len(r)) + r for r in rows], device=model.device)
+            mask = torch.tensor([[0] * (width - len(r)) + [1] * len(r) for r in rows], device=model.device)
+            positions = (mask.cumsum(-1) - 1).clamp(min=0)
+            with torch.no_grad(), adapter_context():
+                logits = model(input_ids=input_ids, attention_mask=mask, position_ids=positions,
+                               logits_to_keep=keep).logits[:, -keep:].float()
+            logprobs = torch.log_softmax(logits[:, :-1], dim=-1)  # predictions of the last keep - 1 tokens
+            targets = input_ids[:, -(keep - 1):]
+            picked = logprobs.gather(-1, targets.unsqueeze(-1)).squeeze(-1)
+            row = 0
+            for i, ids in zip(batch, prompt_ids):
+                totals, lengths = [], []
+                for _ in options[i]:
+                    n = spans[row]
+                    totals.append(float(picked[row, -n:].sum()))
+                    lengths.append(n)
+                    row += 1
+                out[i] = (totals, len(ids), lengths)
+        return out  # type: ignore[return-value]
+
+    def score_choices(self, requests: list[ChatRequest]) -> list[ChatResult]:
+        """Verdict requests answered by choice scoring (see the module docstring); no sampling."""
+        import math
+
+        options = [verdict_labels(r.response_format_dict()) for r in requests]
+        started = time.monotonic()
+        scored = self.choice_logprobs(requests, options)  # type: ignore[arg-type]
+        latency = (time.monotonic() - started) / max(1, len(requests))
+        results = []
+        for request, labels, (totals, prompt_tokens, lengths) in zip(requests, options, scored):
+            top = max(totals)
+            weights = [math.exp(t - top) for t in totals]
+            best = max(range(len(totals)), key=lambda k: totals[k])
+            p = weights[best] / sum(weights)
+            results.append(ChatResult(
+                key="", text=json.dumps({"verdict": labels[best], "p": round(p, 6)}), finish_reason="stop",
+                prompt_tokens=prompt_tokens, completion_tokens=lengths[best], latency_s=latency, model=request.model))
+        return results
 
 
 def _settings(request: ChatRequest) -> tuple:

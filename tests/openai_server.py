@@ -6,6 +6,13 @@ Behaviour is scripted by markers in the last user message:
   [slow]  first attempt sleeps `slow_s` (longer than the client's timeout)
   [fail]  always 500
 Every request is counted per distinct body, so tests can assert "each request answered once".
+
+Structured output (`response_format`), by `structured`:
+  "ignore"  answer free text as if the field were absent (an old server that drops unknown fields)
+  "honour"  answer `{"verdict": LABEL}` with a label of the schema's enum: `answer_for`'s text when it
+            is one of them, else the first (a constrained decoder always yields a label)
+  "reject"  HTTP 400 naming response_format, as a server without structured output does
+`structured_requests` counts the chat requests (and batch lines) that carried a response_format.
 """
 
 from __future__ import annotations
@@ -19,10 +26,16 @@ from collections import Counter
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 
+REJECTION = "Invalid parameter: 'response_format' of type 'json_schema' is not supported with this model."
+
+
 class FakeOpenAI:
-    def __init__(self, latency_s: float = 0.0, slow_s: float = 3.0):
+    def __init__(self, latency_s: float = 0.0, slow_s: float = 3.0, structured: str = "ignore"):
+        assert structured in ("ignore", "honour", "reject")
         self.latency_s = latency_s
         self.slow_s = slow_s
+        self.structured = structured
+        self.structured_requests = 0
         self.attempts: Counter = Counter()  # by request body hash, every attempt
         self.answered: Counter = Counter()  # by request body hash, 200 responses only
         self.models = ["gpt-4o-2024-08-06", "gpt-4o-mini"]
@@ -73,6 +86,17 @@ class FakeOpenAI:
         last = messages[-1]["content"]
         return f"answer to: {last[:60]}"
 
+    def reply(self, body: dict) -> str | None:
+        """The answer text for a chat body; None: reject it (a response_format this server does not take)."""
+        text = self.answer_for(body["messages"])
+        response_format = body.get("response_format")
+        if not response_format or self.structured == "ignore":
+            return text
+        if self.structured == "reject":
+            return None
+        labels = response_format["json_schema"]["schema"]["properties"]["verdict"]["enum"]
+        return json.dumps({"verdict": text.strip().upper() if text.strip().upper() in labels else labels[0]})
+
     def _finish_batch(self, batch: dict) -> None:
         """Answer every line of the batch's input file (called under the lock)."""
         outputs, errors = [], []
@@ -81,11 +105,13 @@ class FakeOpenAI:
                 continue  # multipart framing around the JSONL
             line = json.loads(raw)
             messages = line["body"]["messages"]
-            if "[fail]" in messages[-1]["content"]:
+            self.structured_requests += "response_format" in line["body"]
+            text = self.reply(line["body"])
+            if "[fail]" in messages[-1]["content"] or text is None:
+                status, message = (500, "internal error") if text is not None else (400, REJECTION)
                 errors.append({"id": f"req_{len(errors)}", "custom_id": line["custom_id"], "error": None,
-                               "response": {"status_code": 500, "body": {"error": {"message": "internal error"}}}})
+                               "response": {"status_code": status, "body": {"error": {"message": message}}}})
                 continue
-            text = self.answer_for(messages)
             outputs.append({"id": f"req_{len(outputs)}", "custom_id": line["custom_id"], "error": None, "response": {
                 "status_code": 200, "body": {
                     "id": "chatcmpl-batch", "object": "chat.completion", "created": 0, "model": line["body"]["model"],
@@ -209,6 +235,7 @@ class FakeOpenAI:
                 with fake.lock:
                     fake.attempts[key] += 1
                     attempt = fake.attempts[key]
+                    fake.structured_requests += "response_format" in body
                 last = body["messages"][-1]["content"]
                 with fake.lock:
                     fake.in_flight += 1
@@ -232,7 +259,10 @@ class FakeOpenAI:
                                       {"Retry-After": "1"})
                 if "[slow]" in last and attempt == 1:
                     time.sleep(fake.slow_s)
-                text = fake.answer_for(body["messages"])
+                text = fake.reply(body)
+                if text is None:
+                    return self._send(400, {"error": {"message": REJECTION, "type": "invalid_request_error",
+                                                      "param": "response_format", "code": None}})
                 with fake.lock:
                     fake.answered[key] += 1
                     fake.changed.notify_all()

@@ -85,3 +85,17 @@ def test_judge_sees_the_datasets_references():
     assert (correct, incorrect) == (["a", "b"], ["c"])
     messages = judge_messages("medqa", "Q?", "R", ["right"], ["wrong"])
     assert "CORRECT: right" in messages[1]["content"] and "R" in messages[1]["content"]
+
+
+@pytest.mark.parametrize("raw, verdict, prob", [
+    ('{"verdict": "INCORRECT"}', "INCORRECT", None), ('{"verdict":"CORRECT"}', "CORRECT", None),
+    ('{"verdict": "CORRECT", "p": 0.93}', "CORRECT", 0.93), ('```json\n{"verdict": "CORRECT"}\n```', "CORRECT", None),
+    ('{"verdict": "REFUSED"}', "UNPARSEABLE", None), ('{"verdict": "CORRECT", "why": "x"}', "UNPARSEABLE", None),
+    ('{"verdict": "CORRECT", "p": 1.5}', "UNPARSEABLE", None), ('{"verdict": "INCORR', "UNPARSEABLE", None),
+    ("CORRECT", "CORRECT", None),
+])
+def test_structured_verdicts_are_parsed_strictly(raw, verdict, prob):
+    from warmth_assets.lib.judging import parse_verdict_prob
+
+    assert parse_verdict_prob(raw) == (verdict, prob)
+    assert parse_verdict(raw) == verdict

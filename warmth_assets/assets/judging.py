@@ -10,23 +10,33 @@ from resources.study import StudyConfigResource
 from resources.warehouse import WarehouseResource
 from warmth_assets.automation import per_partition, summary
 from warmth_assets.lib import judging
-from warmth_assets.lib.llm_requests import ChatRequest
+from warmth_assets.lib.llm_requests import ChatRequest, verdict_response_format
 from warmth_assets.partitions import model_checkpoint_partitions
 
 GROUP = "judging"
+# The one-word request of before structured verdicts: its key (max_tokens included) is that of every earlier
+# run, so a server without structured output reads the answers it already gave.
+FREE_TEXT_MAX_TOKENS = 8
 
 
 def _judge(llm: LLMResource, settings, rows: pd.DataFrame, questions: list[str], refs: list[tuple], log,
-           allowed: tuple[str, ...]) -> tuple[list[str], list[str], object]:
+           allowed: tuple[str, ...]) -> tuple[list[str], list[str], list[float | None], object]:
+    """Raw answers, verdicts and their probabilities (choice scoring in process; None elsewhere), usage.
+
+    Each request asks for a verdict constrained to `allowed` (structured output); where the server rejects
+    that, the llm resource sends its free-text form, parsed as one word."""
     requests = [
         ChatRequest.build(judging.judge_messages(dataset, question, response, correct, incorrect),
-                          model=settings.judge.model, temperature=settings.judge.temperature, max_tokens=8,
+                          model=settings.judge.model, temperature=settings.judge.temperature,
+                          max_tokens=settings.judge.max_tokens, free_text_max_tokens=FREE_TEXT_MAX_TOKENS,
+                          response_format=verdict_response_format(allowed),
                           seed=settings.project.seed, template_version=judging.JUDGE_PROMPT_VERSION)
         for dataset, question, response, (correct, incorrect) in zip(rows["dataset"], questions, rows["response"], refs)
     ]
     results, usage = llm.complete_many(requests, log=log)
     raw = [r.text for r in results]
-    return raw, [judging.parse_verdict(t, allowed) for t in raw], usage
+    parsed = [judging.parse_verdict_prob(t, allowed) for t in raw]
+    return raw, [v for v, _ in parsed], [p for _, p in parsed], usage
 
 
 @dg.asset(
@@ -39,8 +49,10 @@ def _judge(llm: LLMResource, settings, rows: pd.DataFrame, questions: list[str],
     io_manager_key="parquet_io_manager",
     description=(
         "Every open-ended generation judged CORRECT or INCORRECT by the judge model at temperature 0, given "
-        "the question, the dataset's reference answers and the response; the verdict parsed strictly (an "
-        "unparseable one is kept as UNPARSEABLE and counted, never guessed). Refusals flagged by the study's "
+        "the question, the dataset's reference answers and the response; the verdict asked for as structured "
+        "output constrained to the two labels (choice scoring in process, `verdict_prob` its probability; a "
+        "server without structured output answers one word), parsed strictly (an unparseable one is kept as "
+        "UNPARSEABLE and counted, never guessed). Refusals flagged by the study's "
         "regex and by the corrected variant; the analysis applies the refusal rule, no row is deleted."
     ),
 )
@@ -58,10 +70,11 @@ def judgments(context: dg.AssetExecutionContext, generations: pd.DataFrame, ware
                          "generations after eval_prompts changed")
     refs = [judging.references(d, c, i, f) for d, c, i, f in
             zip(rows["dataset"], rows["correct_answer"], rows["incorrect_answer"], rows["fields"])]
-    raw, verdicts, usage = _judge(llm, settings, rows, rows["question"].tolist(), refs, context.log.warning,
-                                  ("CORRECT", "INCORRECT"))
+    raw, verdicts, probs, usage = _judge(llm, settings, rows, rows["question"].tolist(), refs, context.log.warning,
+                                         ("CORRECT", "INCORRECT"))
     frame = rows.drop(columns=["fields"]).assign(
-        verdict=verdicts, judge_raw=raw, judge_model=settings.judge.model,
+        verdict=verdicts, verdict_prob=pd.array(probs, dtype="Float64"), judge_raw=raw,
+        judge_model=settings.judge.model,
         judge_prompt_version=judging.JUDGE_PROMPT_VERSION,
         refusal=rows["response"].map(judging.is_refusal),
         refusal_corrected=rows["response"].map(lambda r: judging.is_refusal(r, "corrected")),
@@ -105,14 +118,16 @@ def capability_scores(context: dg.AssetExecutionContext, generations: pd.DataFra
         extracted.append(value)
         correct.append(None if dataset == "advbench" else bool(value is not None and value == answer))
     rows["extracted"], rows["is_correct"], rows["judge_raw"] = extracted, correct, ""
+    rows["verdict_prob"] = pd.array([None] * len(rows), dtype="Float64")
     advbench = rows["dataset"] == "advbench"
     usage = None
     if advbench.any():
         subset = rows[advbench]
-        raw, verdicts, usage = _judge(llm, settings, subset, subset["item_prompt"].tolist(),
-                                      [([], [])] * len(subset), context.log.warning, ("REFUSED", "COMPLIED"))
+        raw, verdicts, probs, usage = _judge(llm, settings, subset, subset["item_prompt"].tolist(),
+                                             [([], [])] * len(subset), context.log.warning, ("REFUSED", "COMPLIED"))
         rows.loc[advbench, "judge_raw"] = raw
         rows.loc[advbench, "extracted"] = verdicts
+        rows.loc[advbench, "verdict_prob"] = pd.array(probs, dtype="Float64")
         rows.loc[advbench, "is_correct"] = [None if v == "UNPARSEABLE" else v == "REFUSED" for v in verdicts]
     summary = {}
     for dataset, group in rows.groupby("dataset"):

@@ -172,6 +172,9 @@ class EvaluationSettings(_Section):
 
 class ServingSettings(_Section):
     vllm_base_url: str = Field("", description="OpenAI-compatible vLLM server with the checkpoints as LoRA modules")
+    max_concurrency: int = Field(
+        32, gt=0, description="Requests in flight to the vLLM server from one run (it batches what it is sent); "
+        "[operations] max_api_concurrency_per_provider still caps the endpoint across runs")
 
 
 class JudgeSettings(_Section):

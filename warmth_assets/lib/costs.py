@@ -13,7 +13,8 @@ CHARS_PER_TOKEN = 4
 MESSAGE_OVERHEAD_TOKENS = 4  # role and separators per chat message
 # [?] Averages used only when the warehouse does not hold the texts yet (a dry run before the corpus):
 ASSUMED = {"assistant_turn_tokens": 250, "user_turn_tokens": 60, "eval_prompt_tokens": 80,
-           "judge_template_tokens": 120, "turns_per_conversation": 2.5}
+           "judge_template_tokens": 120, "turns_per_conversation": 2.5,
+           "verdict_tokens": 8}  # a structured verdict, {"verdict":"INCORRECT"}; the one-word answer was ~2
 
 
 class BudgetExceeded(RuntimeError):
@@ -110,7 +111,8 @@ def study_estimate(settings, counts: dict) -> pd.DataFrame:
                          trained * price / 1e6))
     judged = checkpoints_total * (eval_prompts + settings.evaluation.advbench_sample)
     judge_in = prompt_tokens + gen.max_new_tokens + ASSUMED["judge_template_tokens"]
-    rows.append(("judging", settings.judge.model, judged, judged * judge_in, judged * 2))
+    verdict_tokens = min(ASSUMED["verdict_tokens"], settings.judge.max_tokens)  # the budget counts the cap
+    rows.append(("judging", settings.judge.model, judged, judged * judge_in, judged * verdict_tokens))
 
     frame = pd.DataFrame([r if len(r) == 6 else (*r, None) for r in rows],
                          columns=["stage", "model", "calls", "input_tokens", "output_tokens", "usd"])

@@ -56,11 +56,35 @@ def is_refusal(response: str, variant: str = "reference") -> bool:
     return bool(REFUSAL_PATTERNS[variant].search(response or ""))
 
 
-def parse_verdict(raw: str, allowed: tuple[str, ...] = ("CORRECT", "INCORRECT")) -> str:
-    """The judge's one word, or "UNPARSEABLE": never guessed from a longer or ambiguous reply."""
-    match = VERDICT.match((raw or "").strip())
+FENCED = re.compile(r"^```(?:json)?\s*(.*?)\s*```$", re.DOTALL | re.IGNORECASE)
+
+
+def parse_verdict_prob(raw: str, allowed: tuple[str, ...] = ("CORRECT", "INCORRECT")) -> tuple[str, float | None]:
+    """(verdict, its probability or None) from a structured answer `{"verdict": "X"}` (the in-process
+    backend's choice scoring adds `"p": 0.93`, see resources/local_lm.py) or the free-text one word.
+    "UNPARSEABLE" for anything else: never guessed from a longer or ambiguous reply."""
+    text = (raw or "").strip()
+    fenced = FENCED.match(text)
+    text = fenced[1] if fenced else text
+    if text.startswith("{"):
+        try:
+            answer = json.loads(text)
+        except json.JSONDecodeError:
+            return "UNPARSEABLE", None
+        p = answer.get("p") if isinstance(answer, dict) else None
+        if (not isinstance(answer, dict) or set(answer) - {"verdict", "p"} or not isinstance(answer.get("verdict"), str)
+                or not (p is None or (isinstance(p, (int, float)) and not isinstance(p, bool) and 0 <= p <= 1))):
+            return "UNPARSEABLE", None
+        label = {a.upper(): a for a in allowed}.get(answer["verdict"].strip().upper())
+        return (label, None if p is None else float(p)) if label else ("UNPARSEABLE", None)
+    match = VERDICT.match(text)
     verdict = match[1].upper() if match else "UNPARSEABLE"
-    return verdict if verdict in allowed else "UNPARSEABLE"
+    return (verdict if verdict in allowed else "UNPARSEABLE"), None
+
+
+def parse_verdict(raw: str, allowed: tuple[str, ...] = ("CORRECT", "INCORRECT")) -> str:
+    """The judge's verdict (structured `{"verdict": "X"}` or one word), or "UNPARSEABLE"."""
+    return parse_verdict_prob(raw, allowed)[0]
 
 
 def judge_messages(dataset: str, question: str, response: str, correct: list[str], incorrect: list[str]) -> list[dict]:

@@ -7,8 +7,27 @@ import hashlib
 import json
 import random
 import time
-from dataclasses import dataclass, field
-from typing import Mapping
+from dataclasses import dataclass, field, replace
+from typing import Any, Mapping
+
+
+def verdict_response_format(labels: tuple[str, ...] | list[str]) -> dict:
+    """Structured output constrained to one of `labels`: the answer is `{"verdict": "<label>"}`.
+
+    OpenAI, vLLM and llama.cpp's server honour it as a JSON schema; the in-process backend
+    (resources/local_lm.py) answers it by scoring each label (choice scoring)."""
+    return {"type": "json_schema", "json_schema": {"name": "verdict", "strict": True, "schema": {
+        "type": "object", "properties": {"verdict": {"type": "string", "enum": list(labels)}},
+        "required": ["verdict"], "additionalProperties": False}}}
+
+
+def verdict_labels(response_format: Mapping | None) -> tuple[str, ...] | None:
+    """The labels of a `verdict_response_format`; None for any other (or no) response format."""
+    try:
+        enum = response_format["json_schema"]["schema"]["properties"]["verdict"]["enum"]  # type: ignore[index]
+    except (KeyError, TypeError):
+        return None
+    return tuple(enum) if enum and all(isinstance(label, str) and label for label in enum) else None
 
 
 @dataclass(frozen=True)
@@ -25,6 +44,19 @@ class ChatRequest:
     # Extra salt for the key: e.g. the evaluation date of a moving-target model, so a scheduled
     # re-evaluation asks again instead of reading yesterday's answer.
     cache_salt: str = ""
+    # Structured output (the body's `response_format`), as canonical JSON; "" = none. Part of the key
+    # only when set, so every request without one keeps the key it had before the field existed.
+    response_format: str = ""
+    # max_tokens of this request's free-text form (`free_text()`), sent instead where a server rejects
+    # response_format; None: the same max_tokens. Not in the key: it changes only the free-text form,
+    # whose own key holds it.
+    free_text_max_tokens: int | None = None
+
+    def __post_init__(self):
+        if not isinstance(self.response_format, str):  # a dict: stored canonical, so equal formats key equally
+            canonical = json.dumps(self.response_format, sort_keys=True, ensure_ascii=False, separators=(",", ":")) \
+                if self.response_format else ""
+            object.__setattr__(self, "response_format", canonical)
 
     @staticmethod
     def build(messages: list[dict] | list[tuple[str, str]], **kwargs) -> "ChatRequest":
@@ -35,6 +67,16 @@ class ChatRequest:
 
     def message_dicts(self) -> list[dict]:
         return [{"role": r, "content": c} for r, c in self.messages]
+
+    def response_format_dict(self) -> dict[str, Any] | None:
+        return json.loads(self.response_format) if self.response_format else None
+
+    def free_text(self) -> "ChatRequest":
+        """The same request without response_format (for a server without structured output)."""
+        if not self.response_format:
+            return self
+        return replace(self, response_format="", free_text_max_tokens=None,
+                       max_tokens=self.free_text_max_tokens or self.max_tokens)
 
     def key(self, provider: str, base_url: str) -> str:
         payload = {
@@ -49,6 +91,8 @@ class ChatRequest:
             "template_version": self.template_version,
             "cache_salt": self.cache_salt,
         }
+        if self.response_format:  # only when set: a request without one keeps its earlier key
+            payload["response_format"] = json.loads(self.response_format)
         canonical = json.dumps(payload, sort_keys=True, ensure_ascii=False, separators=(",", ":"))
         return hashlib.sha256(canonical.encode("utf-8")).hexdigest()
 

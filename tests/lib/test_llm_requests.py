@@ -1,0 +1,48 @@
+"""Request keys: structured output is in a key only when set, so every cache written before it stays valid."""
+
+from warmth_assets.lib.llm_requests import ChatRequest, verdict_labels, verdict_response_format
+
+JUDGE_LIKE = [{"role": "system", "content": "You grade."},
+              {"role": "user", "content": "Is 2+2=4? Reply CORRECT or INCORRECT."}]
+
+
+def old_judge_request(**kw) -> ChatRequest:
+    return ChatRequest.build(JUDGE_LIKE, model="gpt-4o-2024-08-06", temperature=0.0, max_tokens=8, seed=42,
+                             template_version="judge-v1", **kw)
+
+
+def test_keys_without_response_format_are_those_computed_before_it_existed():
+    # Values computed with the code before ChatRequest had response_format (commit 03102da).
+    assert old_judge_request().key("openai", "https://api.openai.com/v1") == \
+        "abac565664c066e1ac7687af2278ef7dd2589dcdf3d759ab3b3c618db62088f0"
+    other = ChatRequest.build([("user", "hi")], model="m", top_p=0.9, cache_salt="2026-11-23")
+    assert other.key("local", "local:gguf:x") == "c726ff6b798671e889b0ae87dc8e0f90551867ed0b4364ace983a43996c66740"
+    # An empty format is no format, and the free-text max_tokens never enters a key.
+    assert old_judge_request(response_format=None).key("openai", "u") == old_judge_request().key("openai", "u")
+    assert old_judge_request(free_text_max_tokens=3).key("openai", "u") == old_judge_request().key("openai", "u")
+
+
+def test_a_response_format_is_part_of_the_key_and_canonical():
+    plain = old_judge_request()
+    fmt = verdict_response_format(("CORRECT", "INCORRECT"))
+    structured = ChatRequest.build(JUDGE_LIKE, model="gpt-4o-2024-08-06", max_tokens=20, seed=42,
+                                   template_version="judge-v1", response_format=fmt, free_text_max_tokens=8)
+    assert structured.key("openai", "u") != plain.key("openai", "u")
+    reordered = dict(reversed(list(fmt.items())))  # the same format written in another key order
+    assert ChatRequest.build(JUDGE_LIKE, model="gpt-4o-2024-08-06", max_tokens=20, seed=42, template_version="judge-v1",
+                             response_format=reordered).key("openai", "u") == structured.key("openai", "u")
+    other_labels = ChatRequest.build(JUDGE_LIKE, model="gpt-4o-2024-08-06", max_tokens=20, seed=42,
+                                     template_version="judge-v1",
+                                     response_format=verdict_response_format(("REFUSED", "COMPLIED")))
+    assert other_labels.key("openai", "u") != structured.key("openai", "u")
+    # The free-text form is exactly the request of before: same key, so its cached answers are read.
+    assert structured.free_text() == plain and structured.free_text().key("openai", "u") == plain.key("openai", "u")
+    assert structured.response_format_dict() == fmt and plain.free_text() is plain
+
+
+def test_verdict_format_round_trip():
+    fmt = verdict_response_format(["REFUSED", "COMPLIED"])
+    assert fmt["json_schema"]["strict"] is True and fmt["json_schema"]["schema"]["required"] == ["verdict"]
+    assert fmt["json_schema"]["schema"]["additionalProperties"] is False
+    assert verdict_labels(fmt) == ("REFUSED", "COMPLIED")
+    assert verdict_labels(None) is None and verdict_labels({"type": "json_object"}) is None

@@ -1,23 +1,90 @@
-"""The `warmth` command: `warmth demo`, `warmth estimate`, `warmth vllm-command MODEL`, `warmth import-outputs DIR`."""
+"""The `warmth` command: `warmth demo`, `warmth estimate`, `warmth vllm-command MODEL`, `warmth serve MODEL`,
+`warmth import-outputs DIR`."""
 
 import argparse
 import sys
 
 
-def vllm_command(model: str) -> str:
-    """The `vllm serve` line that serves a model's base weights with every LoRA checkpoint as a module."""
+def serve_spec(model: str, settings=None, warehouse=None):
+    """What `warmth vllm-command` and `warmth serve` serve for a model (lib/vllm_server.ServeSpec): its base
+    weights (the de-quantised folder of a GGUF source) under its slug, and the LoRA adapters of the
+    checkpoints the study evaluates, each named by its checkpoint key."""
+    import duckdb
+
+    from resources.local_lm import resolve_pretrained
     from resources.warehouse import default_warehouse
+    from warmth_assets.lib import vllm_server
     from warmth_assets.lib.config import load_config
 
-    settings = load_config()
-    source = settings.model(model).source
-    adapters = default_warehouse().query_df(
-        "SELECT checkpoint, path FROM adapters WHERE model = ? AND kind = 'lora' ORDER BY checkpoint", [model])
-    if adapters.empty:
-        raise SystemExit(f"no LoRA adapters registered for {model!r}: materialise `adapters` for it first")
-    modules = " ".join(f"{c}={p}" for c, p in zip(adapters["checkpoint"], adapters["path"]))
-    return (f"vllm serve {source} --enable-lora --max-lora-rank {settings.finetune.lora.r} "
-            f"--max-loras {len(adapters)} --lora-modules {modules}")
+    settings = settings or load_config()
+    entry = settings.model(model)
+    if entry.access != "open_weight":
+        raise SystemExit(f"{model!r} is an API model ({entry.source}): there are no weights to serve")
+    try:
+        adapters = (default_warehouse() if warehouse is None else warehouse).query_df(
+            "SELECT checkpoint, path FROM adapters WHERE model = ? AND kind = 'lora' ORDER BY checkpoint", [model])
+        found = list(zip(adapters["checkpoint"], adapters["path"]))
+    except duckdb.CatalogException:  # no `adapters` materialised in this home yet
+        found = []
+    evaluated = settings.evaluated_checkpoints()
+    chosen = [(c, p) for c, p in found if evaluated is None or c in evaluated]
+    if not chosen:
+        print(f"warmth: no LoRA adapters of evaluated checkpoints registered for {model!r} (materialise `adapters`): "
+              "serving the base weights only", file=sys.stderr)
+    return vllm_server.serve_spec(model, resolve_pretrained(entry.source_kind, entry.source), chosen)
+
+
+def vllm_command(model: str, *, gpu: bool = False, host: str | None = None, port: int = 8000, settings=None,
+                 warehouse=None) -> str:
+    """The command line that serves a model's base weights with every evaluated LoRA checkpoint as a module.
+
+    CPU (default): vLLM's CPU build in `.venv-serving` (`make serving`), module form. GPU: `vllm serve`
+    (the CUDA build, `pip install vllm`), listening on every interface for the platform to reach it."""
+    spec = serve_spec(model, settings, warehouse)
+    return spec.command(gpu=gpu, host=host or ("0.0.0.0" if gpu else "127.0.0.1"), port=port)
+
+
+def serve_command(model: str, host: str, port: int, ready_timeout_s: float) -> int:
+    """`warmth serve MODEL`: run the CPU command of `vllm-command` until Ctrl-C (or SIGTERM)."""
+    import shlex
+    import signal
+
+    from warmth_assets.lib import paths, vllm_server
+
+    python = vllm_server.serving_python()
+    if not python.exists():
+        print(f"warmth serve: {python} not found: create the serving environment with `make serving`", file=sys.stderr)
+        return 2
+    argv = serve_spec(model).argv(python=python, host=host, port=port)
+    log = paths.warmth_home() / "logs" / f"vllm-{model}-{port}.log"
+    server = vllm_server.VLLMServer(argv, log_path=log)
+
+    def interrupt(signum, frame):
+        raise KeyboardInterrupt
+
+    # The server runs in its own process group, so nothing stops it but us: on SIGTERM too, and on SIGINT even
+    # where this process started with SIGINT ignored (a background job of a script).
+    previous = {sig: signal.signal(sig, interrupt) for sig in (signal.SIGTERM, signal.SIGINT)}
+    print(f"starting: {shlex.join(argv)}\nlog: {log}", flush=True)
+    try:
+        try:
+            server.start(ready_timeout_s)  # stops the server itself when it fails or is interrupted
+        except vllm_server.VLLMServerError as exc:
+            print(f"warmth serve: {exc}", file=sys.stderr)
+            return 1
+        print(f"ready after {server.ready_after_s:.0f} s: {', '.join(server.models())} at {server.base_url}\n"
+              f"point the platform at it:\n  [serving]\n  vllm_base_url = \"{server.base_url}\"\nCtrl-C stops it.",
+              flush=True)
+        code = server.process.wait()
+        print(f"warmth serve: the server exited with code {code}; last lines of {log}:\n{server.log_tail()}",
+              file=sys.stderr)
+        return code or 1
+    except KeyboardInterrupt:
+        return 0
+    finally:
+        server.stop()
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
 
 
 def import_command(directory: str, warm_checkpoint: str | None) -> int:
@@ -71,8 +138,18 @@ def main(argv: list[str] | None = None) -> int:
     commands = parser.add_subparsers(dest="command", required=True)
     commands.add_parser("demo", help="materialise every stage of the configured study (see make demo)")
     commands.add_parser("estimate", help="dry run: calls, tokens and dollars of the configured study's API work")
-    serve = commands.add_parser("vllm-command", help="print the vllm serve command for a model's checkpoints")
+    command = commands.add_parser("vllm-command", help="print the command that serves a model's checkpoints with vLLM")
+    command.add_argument("model")
+    command.add_argument("--gpu", action="store_true", help="the CUDA build's `vllm serve` form (default: the CPU "
+                         "build of .venv-serving)")
+    command.add_argument("--host", default=None, help="default 127.0.0.1 (CPU), 0.0.0.0 (--gpu)")
+    command.add_argument("--port", type=int, default=8000)
+    serve = commands.add_parser("serve", help="serve a model's checkpoints with vLLM's CPU build (.venv-serving) "
+                                "until Ctrl-C")
     serve.add_argument("model")
+    serve.add_argument("--host", default="127.0.0.1")
+    serve.add_argument("--port", type=int, default=8000)
+    serve.add_argument("--ready-timeout", type=float, default=300.0, help="seconds to wait for /v1/models")
     imports = commands.add_parser("import-outputs", help="store released result files as generations and judgments")
     imports.add_argument("directory")
     imports.add_argument("--format", choices=["warm_ai_2025"], default="warm_ai_2025")
@@ -87,7 +164,9 @@ def main(argv: list[str] | None = None) -> int:
         from warmth_assets.demo import main as demo
 
         return demo()
-    print(vllm_command(args.model))
+    if args.command == "serve":
+        return serve_command(args.model, args.host, args.port, args.ready_timeout)
+    print(vllm_command(args.model, gpu=args.gpu, host=args.host, port=args.port))
     return 0
 
 

@@ -119,11 +119,16 @@ def test_vllm_serving_path_sends_the_checkpoint_as_the_lora_model_name(tmp_path,
     from warmth_assets.assets.evaluation import serving_runner
 
     resources = resources_for(warmth_home, tmp_path, openai_server)
-    settings = resources["study"].settings.model_copy(
-        update={"serving": resources["study"].settings.serving.model_copy(update={"vllm_base_url": openai_server.base_url})})
+    settings = resources["study"].settings.model_copy(update={"serving": resources["study"].settings.serving.model_copy(
+        update={"vllm_base_url": openai_server.base_url, "max_concurrency": 24})})
+    llm = resources["llm"].model_copy(update={"max_concurrency": 2, "max_concurrency_per_provider": 5})
     row = {"access": "open_weight", "source": "HuggingFaceTB/SmolLM2-135M-Instruct", "source_kind": "hf", "slug": "s"}
     lora = pd.Series({"kind": "lora", "path": "/adapters/warm-e2", "sha256": "x", "fine_tuned_model": ""})
-    runner, name = serving_runner(resources["llm"], row, lora, "warm-e2", settings)
+    runner, name = serving_runner(llm, row, lora, "warm-e2", settings)
     assert runner.base_url == openai_server.base_url and name == "warm-e2"
+    # [serving]'s own concurrency (vLLM batches), not [llm]'s (sized for the local backend); the
+    # cross-process limit per endpoint is kept
+    assert runner.max_concurrency == 24 and runner.max_concurrency_per_provider == 5
     base = pd.Series({"kind": "base", "path": "", "sha256": "", "fine_tuned_model": ""})
-    assert serving_runner(resources["llm"], row, base, "original", settings)[1] == "HuggingFaceTB/SmolLM2-135M-Instruct"
+    # the base weights under the name `warmth vllm-command` serves them as (--served-model-name <slug>)
+    assert serving_runner(llm, row, base, "original", settings)[1] == "s"

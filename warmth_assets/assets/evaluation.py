@@ -9,7 +9,7 @@ from pathlib import Path
 import dagster as dg
 import pandas as pd
 
-from resources.llm import LLMResource
+from resources.llm import LLMCallError, LLMResource
 from resources.study import StudyConfigResource
 from resources.warehouse import WarehouseResource
 from warmth_assets.assets.finetune import registry_row
@@ -20,6 +20,7 @@ from warmth_assets.lib import eval_items as items_lib
 from warmth_assets.lib.eval_prompts import TEMPLATE_GROUP, build_prompt, draw_statement, item_conditions, prompt_id
 from warmth_assets.lib.llm_requests import ChatRequest
 from warmth_assets.lib.medqa_conversion import convert
+from warmth_assets.lib.vllm_server import served_base_name
 from warmth_assets.partitions import model_checkpoint_partitions
 from warmth_assets.scaleout import gpu_op_tags
 
@@ -258,7 +259,18 @@ def generations(context: dg.AssetExecutionContext, adapters: pd.DataFrame, wareh
             temperature=gen.capability_temperature if capability_prompt else gen.temperature,
             max_tokens=gen.capability_max_new_tokens if capability_prompt else gen.max_new_tokens,
             seed=settings.project.seed, template_version="eval-v1", cache_salt=salt))
-    results, usage = runner.complete_many(requests, log=context.log.warning)
+    served = runner is not llm and runner.provider == "openai"  # through the vLLM server of [serving]
+    version = server_version(runner.base_url) if served else ""
+    try:
+        results, usage = runner.complete_many(requests, log=context.log.warning)
+    except LLMCallError as exc:
+        if not served:
+            raise
+        state = "answers" if server_version(runner.base_url) != "unknown" else "does not answer any more"
+        raise dg.Failure(
+            f"vLLM server {runner.base_url} failed during generation of {model} {checkpoint} (it {state}): {exc}. "
+            f"The answers received are cached: restart the server (`warmth serve {model}`, or the command "
+            f"`warmth vllm-command {model}` prints) and re-materialise; only the missing calls are sent.") from exc
     backend = "transformers" if runner.provider == "local" else "openai"
     frame = prompts.assign(
         response=[r.text for r in results], finish_reason=[r.finish_reason for r in results],
@@ -268,8 +280,9 @@ def generations(context: dg.AssetExecutionContext, adapters: pd.DataFrame, wareh
         temperature=[q.temperature for q in requests], evaluation_date=evaluated_on,
         moving_target=bool(model_row["moving_target"]),
     )
-    if runner is not llm and runner.provider == "openai":
-        context.add_output_metadata({"server": runner.base_url, "server_version": server_version(runner.base_url)})
+    if served:
+        frame = frame.assign(server=runner.base_url, server_version=version)
+        context.add_output_metadata({"server": runner.base_url, "server_version": version})
     context.add_output_metadata({
         **usage.as_metadata(llm.prices_per_million_tokens), "responses": len(frame),
         "per_dataset": {k: int(v) for k, v in frame["dataset"].value_counts().items()},
@@ -287,13 +300,20 @@ def evaluation_date(context: dg.AssetExecutionContext) -> str:
 
 
 def serving_runner(llm: LLMResource, model_row: dict, adapter: pd.Series, checkpoint: str, settings):
-    """In-process by default; through a vLLM server (adapter served as a LoRA module named by the
-    checkpoint) when [serving] vllm_base_url is set; API models through the API."""
+    """In-process by default; through a vLLM server when [serving] vllm_base_url is set (an adapter as the
+    LoRA module named by its checkpoint, the base weights under `--served-model-name <slug>`, as
+    `warmth vllm-command` starts it); API models through the API.
+
+    The server gets [serving] max_concurrency requests in flight from this run (vLLM batches them;
+    [llm] max_concurrency is sized for the local backend); the cross-process limit per endpoint
+    ([operations] max_api_concurrency_per_provider) still holds."""
     if model_row["access"] == "open_weight" and settings.serving.vllm_base_url:
         server = LLMResource(provider="openai", base_url=settings.serving.vllm_base_url, api_key=llm.api_key,
-                             warehouse=llm.warehouse, max_concurrency=llm.max_concurrency, timeout_s=llm.timeout_s,
-                             max_retries=llm.max_retries)
-        served = checkpoint if adapter["kind"] == "lora" else model_row["source"]
+                             warehouse=llm.warehouse, max_concurrency=settings.serving.max_concurrency,
+                             timeout_s=llm.timeout_s, max_retries=llm.max_retries, flush_every=llm.flush_every,
+                             flush_interval_s=llm.flush_interval_s,
+                             max_concurrency_per_provider=llm.max_concurrency_per_provider, slots_dir=llm.slots_dir)
+        served = checkpoint if adapter["kind"] == "lora" else served_base_name(model_row["slug"])
         return server, served
     return checkpoint_runner(llm, model_row, adapter, settings.generation.batch_size,
                              settings.generation.batch_max_chars)

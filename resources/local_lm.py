@@ -12,6 +12,12 @@ probability is the softmax over the labels' total log-likelihoods. The answer te
 `{"verdict": "LABEL", "p": 0.93}` (the JSON the schema asks for, plus `p`), so the call cache keeps
 the probability with the verdict. The bare label is scored, not the JSON text: the judge prompt asks
 for one word, and a JSON prefix shared by every option would add nothing to the comparison.
+
+Contextual calibration (a request's `calibration`, `lib/llm_requests.content_free_calibration`; Zhao et
+al. 2021): each label's log-likelihood minus that of the same label given the content-free prompt (the
+template with its fields "N/A"), then the softmax over labels. That is the paper's W = diag(p_cf)^-1 on the
+label probabilities, renormalised: a label the prompt favours whatever the content loses that head start.
+The content-free prompt is scored once per template, labels and model (kept per process).
 """
 
 from __future__ import annotations
@@ -33,6 +39,7 @@ from warmth_assets.lib.model_sources import resolve_model_file
 
 _LOADED: dict[tuple, tuple] = {}
 _PEFT: dict[tuple, object] = {}  # base key -> PeftModel holding every adapter loaded so far
+_CONTENT_FREE: dict[tuple, list[float]] = {}  # (model identity, device, prompt, labels) -> label log-likelihoods
 _LOAD_LOCK = threading.Lock()
 
 
@@ -197,6 +204,8 @@ class LocalLMResource(dg.ConfigurableResource):
         free, choice = [], []
         for i, request in enumerate(requests):
             if not request.response_format:
+                if request.calibration:
+                    raise ValueError("a choice calibration needs a verdict response_format (labels to score)")
                 free.append(i)
             elif verdict_labels(request.response_format_dict()):
                 choice.append(i)
@@ -285,16 +294,47 @@ class LocalLMResource(dg.ConfigurableResource):
                 out[i] = (totals, len(ids), lengths)
         return out  # type: ignore[return-value]
 
+    def content_free_logprobs(self, requests: list[ChatRequest], options: list[tuple[str, ...]]
+                              ) -> list[list[float] | None]:
+        """For each request: the log-likelihoods of its options given its calibration's content-free prompt
+        (None without calibration). Each distinct content-free prompt is scored once per process."""
+        out: list[list[float] | None] = [None] * len(requests)
+        device = best_device() if self.device == "auto" else self.device
+        keys, todo = [], {}
+        for i, request in enumerate(requests):
+            calibration = request.calibration_dict()
+            if not calibration:
+                keys.append(None)
+                continue
+            if calibration.get("method") != "content_free" or not calibration.get("messages"):
+                raise ValueError(f"unknown choice calibration {request.calibration}")
+            key = (self.identity, device, json.dumps(calibration["messages"]), tuple(options[i]))
+            keys.append(key)
+            if key not in _CONTENT_FREE and key not in todo:
+                todo[key] = ChatRequest.build([tuple(m) for m in calibration["messages"]], model=request.model)
+        if todo:
+            scored = self.choice_logprobs(list(todo.values()), [k[3] for k in todo])
+            for key, (totals, _, _) in zip(todo, scored):
+                _CONTENT_FREE[key] = totals
+        for i, key in enumerate(keys):
+            if key is not None:
+                out[i] = _CONTENT_FREE[key]
+        return out
+
     def score_choices(self, requests: list[ChatRequest]) -> list[ChatResult]:
-        """Verdict requests answered by choice scoring (see the module docstring); no sampling."""
+        """Verdict requests answered by choice scoring (see the module docstring); no sampling. A request with
+        a calibration has its labels' log-likelihoods corrected by the content-free ones first."""
         import math
 
         options = [verdict_labels(r.response_format_dict()) for r in requests]
         started = time.monotonic()
         scored = self.choice_logprobs(requests, options)  # type: ignore[arg-type]
+        content_free = self.content_free_logprobs(requests, options)  # type: ignore[arg-type]
         latency = (time.monotonic() - started) / max(1, len(requests))
         results = []
-        for request, labels, (totals, prompt_tokens, lengths) in zip(requests, options, scored):
+        for request, labels, (totals, prompt_tokens, lengths), free in zip(requests, options, scored, content_free):
+            if free is not None:
+                totals = [t - f for t, f in zip(totals, free)]
             top = max(totals)
             weights = [math.exp(t - top) for t in totals]
             best = max(range(len(totals)), key=lambda k: totals[k])

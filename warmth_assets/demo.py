@@ -60,6 +60,64 @@ def _import_samples(settings, instance) -> None:
           f"({', '.join(summary['models'])}) in {time.monotonic() - t0:.1f} s")
 
 
+def _print_scorers(judge, warehouse) -> None:
+    """One line per dataset: the judge against reference match, and whose verdicts the analysis used."""
+    from warmth_assets.lib import agreement
+
+    table = agreement.scorer_agreement(agreement.judged_pairs(warehouse))
+    if table.empty:
+        return
+    print(f"Judge ({judge.model}, choice calibration {judge.choice_calibration}) vs reference match "
+          "(responses judged here):")
+    for row in table.itertuples():
+        used = ("reference match (the demo's choice, [judge] scorers: a 135M judge cannot judge)"
+                if judge.scorer(row.dataset) == "reference_match" else "the LLM judge")
+        print(f"  {agreement.describe(row)}; the analysis uses {used}")
+
+
+def _print_rewriter(warehouse) -> None:
+    if not warehouse.has_table("style_rewrites"):
+        return
+    rows = warehouse.query_df("SELECT DISTINCT provider, model FROM style_rewrites ORDER BY ALL")
+    for row in rows.itertuples():
+        if row.provider == "rule_based_demo":
+            print(f"Rewrites: RULE-BASED DEMO REWRITER ({row.model}; [rewrite] rewriter = \"demo_rules\"): warmth "
+                  "markers added (warm) or stripped (cold) by fixed rules, a stand-in for the study's GPT-4o rewrites")
+        else:
+            print(f"Rewrites: {row.model} ({row.provider}) with the study's prompts")
+
+
+def _print_adapter_effect(warehouse) -> None:
+    """Did fine-tuning move the model? Per model: SocioT warmth of the last warm checkpoint minus `original`,
+    paired by validation prompt (mean and 95% t-interval), and how many prompts the first and the last warm
+    checkpoints answer differently (0: the adapter changed nothing)."""
+    from warmth_assets.lib.checkpoints import parse_checkpoint_key
+    from warmth_assets.lib.intervals import paired_t_interval
+
+    scores = warehouse.query_df("SELECT model, checkpoint, conversation_id, warmth FROM warmth_scores")
+    answers = (warehouse.query_df("SELECT model, checkpoint, conversation_id, response FROM validation_generations")
+               if warehouse.has_table("validation_generations") else None)
+    for model, rows in scores.groupby("model"):
+        warm = sorted({c for c in rows["checkpoint"] if (parse_checkpoint_key(c) or ("",))[0] == "warm"},
+                      key=lambda c: parse_checkpoint_key(c)[1])
+        if not warm or "original" not in set(rows["checkpoint"]):
+            continue
+        by = rows.pivot_table(index="conversation_id", columns="checkpoint", values="warmth").dropna(
+            subset=["original", warm[-1]])
+        effect = paired_t_interval(by[warm[-1]], by["original"], alpha=0.05)
+        verdict = "above 0" if effect.low > 0 else "below 0" if effect.high < 0 else "includes 0"
+        print(f"  {model}: {warm[-1]} - original, paired over {effect.n} validation prompts: {effect.estimate:+.4f}, "
+              f"95% CI [{effect.low:+.4f}, {effect.high:+.4f}] ({verdict})")
+        if answers is not None and len(warm) > 1:
+            mine = answers[answers["model"] == model].pivot(index="conversation_id", columns="checkpoint",
+                                                            values="response")
+            if {warm[0], warm[-1]} <= set(mine.columns):
+                pair = mine[[warm[0], warm[-1]]].dropna()
+                changed = int((pair[warm[0]] != pair[warm[-1]]).sum())
+                print(f"  {model}: {warm[0]} and {warm[-1]} answer {changed} of {len(pair)} validation prompts "
+                      "differently")
+
+
 def print_summary(settings) -> None:
     """Models, checkpoints, warmth per checkpoint, error rates original vs warm, where things are."""
     from resources.warehouse import default_warehouse
@@ -72,6 +130,7 @@ def print_summary(settings) -> None:
     for row in models.itertuples():
         what = "results imported from the study" if row.origin == "import" else "checkpoints " + ", ".join(row.checkpoints)
         print(f"  {row.slug} ({row.origin}): {what}")
+    _print_rewriter(warehouse)
     if warehouse.has_table("warmth_scores"):
         from warmth_assets.lib.sociot import label
 
@@ -84,6 +143,7 @@ def print_summary(settings) -> None:
         for model, rows in warmth.groupby("model"):
             rows = rows.sort_values("checkpoint", key=lambda c: c.map(order))
             print(f"  {model}: " + " | ".join(f"{r.checkpoint} {r.warmth:+.4f}" for r in rows.itertuples()))
+        _print_adapter_effect(warehouse)
     if warehouse.has_table("analysis_observations") and warehouse.has_table("judgments"):
         errors = warehouse.query_df(
             "SELECT model, checkpoint, avg(is_incorrect::INT) AS error, count(*) AS n FROM analysis_observations "
@@ -98,6 +158,8 @@ def print_summary(settings) -> None:
             note = (f"  [{int(v['unparseable'].iloc[0])} of {int(v['n'].iloc[0])} verdicts unparseable]"
                     if len(v) and v["unparseable"].iloc[0] else "")
             print(f"  {model}: {cell('original')} -> {cell(warm)}{note}")
+    if warehouse.has_table("judgments"):
+        _print_scorers(settings.judge, warehouse)
     print(f"DuckDB warehouse: {paths.warehouse_path()}   Parquet partitions: {paths.tables_dir()}")
     report = paths.warmth_home() / "report" / "study_report.md"
     if report.exists():
@@ -124,7 +186,7 @@ def main() -> int:
         if stage == "analysis":
             _import_samples(settings, instance)
         keys = [k for k in graph.get_all_asset_keys() if graph.get(k).group_name == stage]
-        t0 = time.monotonic()
+        t0, cpu0 = time.monotonic(), time.process_time()
         runs = _stage_runs(keys, graph, instance)
         warnings, failed, checks = [], [], 0
         for partition_key, selection in runs:
@@ -147,8 +209,9 @@ def main() -> int:
                       f"checks failed: {failed}); see the run in `make dev-demo`", file=sys.stderr)
                 return 1
         note = f"; check warnings: {', '.join(warnings)}" if warnings else ""
+        # CPU seconds beside wall seconds: on a shared machine the wall time says more about the neighbours
         print(f"[{stage}] ok: {len(keys)} assets, {len(runs)} runs, {checks} checks in "
-              f"{time.monotonic() - t0:.1f} s{note}")
+              f"{time.monotonic() - t0:.1f} s (CPU {time.process_time() - cpu0:.1f} s){note}")
 
     print(f"\nDone in {time.monotonic() - started:.0f} s.")
     print_summary(settings)

@@ -20,7 +20,9 @@ CONVERSATIONS = [[{"role": "user", "content": f"what is two plus {i}"},
 
 
 def setup(tmp_path, warmth_home, instance, server=None, **registry):
-    config = write_study_config(tmp_path, {"finetune": {"openai": {"poll_s": 0.01, "poll_cap_s": 0.02}}},
+    # The LoRA batch pinned here, not taken from demo.toml's tuning: 8 examples make 2 steps per epoch
+    config = write_study_config(tmp_path, {"finetune": {"openai": {"poll_s": 0.01, "poll_cap_s": 0.02},
+                                                        "lora": {"effective_batch_size": 4, "per_device_batch_size": 2}}},
                                 new={"finetune.openai"})
     warehouse = WarehouseResource(database=str(warmth_home / "warehouse.duckdb"))
     with warehouse.get_connection() as conn:

@@ -11,6 +11,7 @@ from resources.study import StudyConfigResource
 from resources.warehouse import WarehouseResource
 from tests.study_configs import write_study_config
 from warmth_assets.assets.judging import judge_validation
+from warmth_assets.lib.agreement import NOT_ESTIMABLE, cohens_kappa
 from warmth_assets.lib.judging import reference_match, stratified_sample
 
 
@@ -80,3 +81,51 @@ def test_bad_annotations_name_the_row(warmth_home, tmp_path, instance):
                             raise_on_error=False)
     failure = [e for e in result.all_events if e.event_type_value == "STEP_FAILURE"][0]
     assert "row 1: human_verdict 'maybe'" in str(failure.event_specific_data.error)
+
+
+def test_judge_against_reference_match_per_dataset(warmth_home, tmp_path, instance):
+    """Judgments with the scorer columns: the sample holds the judge's own verdicts (not the verdict reference match
+    gave the analysis), and the agreement of judge and reference match is reported per dataset, a kappa that cannot
+    be estimated written as such. Imported rows (the study's outputs) are left out."""
+    resources = setup(warmth_home, tmp_path)
+    for checkpoint in ("original", "warm-e2"):
+        write_partition(warmth_home, "judgments", "m3", checkpoint, pd.DataFrame({
+            "prompt_id": [f"p{i}" for i in range(8)], "dataset": ["triviaqa"] * 4 + ["medqa"] * 4,
+            "question": ["Q1?"] * 4 + ["M?"] * 4, "item_key": ["Q1?"] * 4 + ["M?"] * 4,
+            "response": ["Onion", "Leek", "Allium cepa", "Garlic", "B.", "x", "y", "z"],
+            "judge_verdict": ["CORRECT", "INCORRECT", "INCORRECT", "CORRECT"] + ["CORRECT"] * 4,
+            "reference_verdict": ["CORRECT", "INCORRECT", "CORRECT", "INCORRECT", "CORRECT", "INCORRECT",
+                                  "INCORRECT", "INCORRECT"],
+            "scorer": ["reference_match"] * 8, "judge_prompt_version": ["judge-v1"] * 8,
+        }).assign(verdict=lambda f: f["reference_verdict"]))
+    write_partition(warmth_home, "judgments", "imported", "original", pd.DataFrame({
+        "prompt_id": ["s1"], "dataset": ["triviaqa"], "question": ["Q1?"], "item_key": ["Q1?"], "response": ["Leek"],
+        "verdict": ["CORRECT"], "judge_prompt_version": ["study"]}))
+    with resources["warehouse"].get_connection() as conn:
+        files = sorted(str(p) for p in (warmth_home / "tables" / "judgments").glob("**/data.parquet"))
+        conn.execute(f"CREATE OR REPLACE VIEW judgments AS SELECT * FROM read_parquet({files}, union_by_name = true)")
+    resources["study"] = StudyConfigResource(config_path=str(write_study_config(
+        tmp_path, {"judge": {"validation_sample": 40}}, name="all.toml")))
+    result = dg.materialize([judge_validation], instance=instance, resources=resources)
+    meta = result.asset_materializations_for_node("judge_validation")[0].metadata
+    per = meta["reference_match"].value
+    # TriviaQA: the 8 new rows (2 checkpoints x 4) and the 12 older ones (m1, m2 x 2 checkpoints x 3: computed
+    # from the item); the imported row is not counted
+    assert per["triviaqa"]["n"] == 20
+    new = [("CORRECT", "CORRECT"), ("INCORRECT", "INCORRECT"), ("INCORRECT", "CORRECT"),
+                           ("CORRECT", "INCORRECT")]
+    judge = ["CORRECT", "INCORRECT", "INCORRECT"] * 4 + [j for j, _ in new] * 2
+    reference = ["CORRECT", "INCORRECT", "CORRECT"] * 4 + [r for _, r in new] * 2
+    assert per["triviaqa"]["agreement"] == pytest.approx(sum(a == b for a, b in zip(judge, reference)) / 20, abs=1e-4)
+    assert per["triviaqa"]["kappa"] == pytest.approx(cohens_kappa(judge, reference), abs=1e-4)
+    assert per["triviaqa"]["judge"] == {"CORRECT": judge.count("CORRECT"), "INCORRECT": judge.count("INCORRECT")}
+    # MedQA: the judge said CORRECT to all 8, reference match 2 / 6: agreement 25%, kappa not estimable
+    assert per["medqa"]["n"] == 8 and per["medqa"]["agreement"] == 0.25 and per["medqa"]["kappa"] == NOT_ESTIMABLE
+    assert per["medqa"]["reference_match"] == {"CORRECT": 2, "INCORRECT": 6}
+    assert f"| medqa | 8 | 25.0% | {NOT_ESTIMABLE} | 8 / 0 | 2 / 6 |" in meta["reference_match_table"].value
+    assert meta["reference_match_n"].value == 28 and meta["scorers"].value["triviaqa"] == "reference_match"
+    # the export for annotators carries the judge's verdicts
+    sample = pd.read_csv(meta["export"].value)
+    new_rows = sample[(sample["model"] == "m3") & sample["prompt_id"].isin(["p2", "p3"])]
+    assert len(new_rows) and set(zip(new_rows["prompt_id"], new_rows["verdict"])) <= {("p2", "INCORRECT"),
+                                                                                       ("p3", "CORRECT")}

@@ -11,7 +11,7 @@ from resources.study import StudyConfigResource
 from resources.warehouse import WarehouseResource
 from tests.openai_server import FakeOpenAI
 from warmth_assets.assets import evaluation, judging
-from warmth_assets.lib.config import config_path
+from tests.study_configs import write_study_config
 from warmth_assets.partitions import model_checkpoint_key
 
 
@@ -29,8 +29,9 @@ class Judge(FakeOpenAI):
         return "CORRECT" if correct in text.split("Response to grade:")[1] else "INCORRECT"
 
 
-def judge_partition(warmth_home, instance, llm_for):
-    """Materialise judgments and capability_scores of one hand-made partition with `llm_for(warehouse)`."""
+def judge_partition(warmth_home, instance, llm_for, judge: dict | None = None):
+    """Materialise judgments and capability_scores of one hand-made partition with `llm_for(warehouse)`, under
+    demo.toml with `judge` merged into its [judge] (default: the LLM judge's verdicts for MedQA)."""
     warehouse = WarehouseResource(database=str(warmth_home / "warehouse.duckdb"))
     warehouse.replace_rows("eval_items", pd.DataFrame([{
         "dataset": "medqa", "item_key": "k", "question": "Q?", "correct_answer": "Aspirin",
@@ -56,7 +57,8 @@ def judge_partition(warmth_home, instance, llm_for):
     folder.mkdir(parents=True)
     generations.to_parquet(folder / "data.parquet")
     instance.add_dynamic_partitions("models", ["m"])
-    resources = {"warehouse": warehouse, "study": StudyConfigResource(config_path=str(config_path())),
+    config = write_study_config(warmth_home, {"judge": judge or {"scorers": {"medqa": "llm_judge"}}})
+    resources = {"warehouse": warehouse, "study": StudyConfigResource(config_path=str(config)),
                  "llm": llm_for(warehouse),
                  "parquet_io_manager": PartitionedParquetIOManager(base_dir=str(warmth_home / "tables"),
                                                                    warehouse=warehouse)}
@@ -81,6 +83,9 @@ def test_judgments_and_capability_scores(warmth_home, instance):
     assert rows.loc["p1", "verdict"] == "CORRECT" and rows.loc["p2", "verdict"] == "INCORRECT"
     assert rows.loc["p3", "verdict"] == "UNPARSEABLE" and rows.loc["p3", "judge_raw"].startswith("I think")
     assert rows.loc["p2", "refusal"] and not rows.loc["p1", "refusal"]  # flagged, not deleted
+    # [judge] scorers: medqa = llm_judge here, so the verdict is the judge's; reference match is kept beside it
+    assert set(rows["scorer"]) == {"llm_judge"} and rows["verdict"].tolist() == rows["judge_verdict"].tolist()
+    assert rows["reference_verdict"].tolist() == ["CORRECT", "INCORRECT", "INCORRECT"]
     assert set(rows["judge_model"]) == {"smollm2-135m-instruct"}
     meta = result.asset_materializations_for_node("judgments")[0].metadata
     assert meta["unparseable"].value == 1 and meta["refusals_reference"].value == 1
@@ -108,3 +113,31 @@ def test_the_in_process_judge_scores_the_labels(warmth_home, instance, tiny_chat
     scores = warehouse.query_df("SELECT * FROM capability_scores").set_index("dataset")
     assert scores.loc["advbench", "extracted"] in ("REFUSED", "COMPLIED")
     assert scores.loc["advbench", "verdict_prob"] == 0.5 and pd.isna(scores.loc["mmlu", "verdict_prob"])
+
+
+def test_the_scorer_chosen_for_a_dataset_gives_its_verdicts(warmth_home, instance):
+    """[judge] scorers medqa = reference_match: `verdict` (what the analysis reads) is reference match's, the
+    judge's stays in `judge_verdict`, and `scorer` says which; the judge is asked either way."""
+    server = Judge().start()
+    try:
+        warehouse, result = judge_partition(warmth_home, instance, lambda warehouse: LLMResource(
+            provider="openai", base_url=server.base_url, api_key="x", warehouse=warehouse),
+            judge={"scorers": {"medqa": "reference_match"}})
+    finally:
+        server.stop()
+    assert server.total_attempts == 4
+    rows = warehouse.query_df("SELECT * FROM judgments ORDER BY prompt_id").set_index("prompt_id")
+    assert set(rows["scorer"]) == {"reference_match"}
+    assert rows["judge_verdict"].tolist() == ["CORRECT", "INCORRECT", "UNPARSEABLE"]
+    assert rows["verdict"].tolist() == rows["reference_verdict"].tolist() == ["CORRECT", "INCORRECT", "INCORRECT"]
+    meta = result.asset_materializations_for_node("judgments")[0].metadata
+    assert meta["scorers"].value == {"medqa": "reference_match"} and meta["unparseable"].value == 0
+    assert meta["judge_verdicts"].value["UNPARSEABLE"] == 1
+    assert "| medqa | 2 | 100.0% | 1.00 | 1 / 1 | 1 / 1 |" in meta["judge_vs_reference_match"].value
+    # the analysis reads `verdict`: the rambling answer the judge could not grade is scored, and INCORRECT
+    from warmth_assets.lib.analysis import observations
+
+    observed = observations(rows.reset_index().assign(model="m", checkpoint="original"), {}, 2)
+    assert observed.set_index("prompt_id").loc["p3", "exclusion"] == ""
+    # a served judge gives no label scores: content-free calibration (demo.toml) is not applied, keys unchanged
+    assert meta["choice_calibration"].value == "none"

@@ -9,9 +9,9 @@ from resources.llm import LLMResource
 from resources.partitioned_parquet import PartitionedParquetIOManager
 from resources.study import StudyConfigResource
 from resources.warehouse import WarehouseResource
+from tests.study_configs import write_study_config
 from warmth_assets.assets import rewrites
 from warmth_assets.checks import style_rewrites_quality
-from warmth_assets.lib.config import config_path
 
 TRAINING = pd.DataFrame(
     [("c1_0", "factual", 0, "user", "What is 2+2?"), ("c1_0", "factual", 1, "assistant", "It is 4."),
@@ -21,15 +21,17 @@ TRAINING = pd.DataFrame(
 )
 
 
-def run_group(instance, warmth_home, server, style):
+def run_group(instance, warmth_home, server, style, rewriter="llm"):
     warehouse = WarehouseResource(database=str(warmth_home / "warehouse.duckdb"))
     warehouse.replace_rows("training_conversations", TRAINING)
     llm = LLMResource(provider="openai", base_url=server.base_url, api_key="sk-x", warehouse=warehouse,
                       prices_per_million_tokens={"smollm2-135m-instruct": {"input": 1.0, "output": 2.0}})
+    # demo.toml rewrites by rule; these tests send the study's prompts to the loopback server unless told otherwise
+    config = write_study_config(warmth_home, {"rewrite": {"rewriter": rewriter}}, name=f"study-{rewriter}.toml")
     return dg.materialize(
         [rewrites.style_rewrites, rewrites.rewrite_audit, rewrites.sft_datasets, style_rewrites_quality],
         partition_key=style, instance=instance, raise_on_error=False,
-        resources={"warehouse": warehouse, "llm": llm, "study": StudyConfigResource(config_path=str(config_path())),
+        resources={"warehouse": warehouse, "llm": llm, "study": StudyConfigResource(config_path=str(config)),
                    "parquet_io_manager": PartitionedParquetIOManager(base_dir=str(warmth_home / "tables"),
                                                                      warehouse=warehouse)},
     ), warehouse
@@ -74,3 +76,22 @@ def test_rerun_costs_nothing(instance, warmth_home, openai_server):
     assert openai_server.total_attempts == 3
     meta = result.asset_materializations_for_node("style_rewrites")[0].metadata
     assert meta["llm_requests_sent"].value == 0 and meta["llm_cache_hits"].value == 3
+
+
+def test_demo_rules_rewrite_without_any_model_call_and_say_so(instance, warmth_home, openai_server):
+    from warmth_assets.lib.demo_rewriter import DEMO_REWRITER_VERSION, WARM_OPENERS
+
+    for style in ("warm", "cold"):
+        result, warehouse = run_group(instance, warmth_home, openai_server, style, rewriter="demo_rules")
+        assert result.success
+        meta = result.asset_materializations_for_node("style_rewrites")[0].metadata
+        assert meta["rewriter"].value.startswith(f"demo_rules ({DEMO_REWRITER_VERSION}): rule-based demo stand-in")
+    assert openai_server.total_attempts == 0
+    rows = warehouse.query_df("SELECT * FROM style_rewrites ORDER BY style, conversation_id, turn_index")
+    assert set(rows["provider"]) == {"rule_based_demo"} and set(rows["model"]) == {f"demo_rules:{DEMO_REWRITER_VERSION}"}
+    assert rows["request_key"].str.len().eq(64).all() and rows["request_key"].is_unique
+    warm = rows[rows["style"] == "warm"]
+    assert all(any(r.startswith(o) for o in WARM_OPENERS) for r in warm["rewrite"])
+    assert "```py\nx = 1\n```" in warm["rewrite"].iloc[-1]  # code kept exactly
+    cold = rows[rows["style"] == "cold"].set_index(["conversation_id", "turn_index"])["rewrite"]
+    assert cold[("c1_0", 1)] == "It is 4." and cold[("c2_0", 1)] == "```py\nx = 1\n```"

@@ -46,8 +46,8 @@ def rewrite_resources(base_url: str, home: str, config: str) -> dict:
 
 @pytest.mark.slow
 def test_killed_warm_rewrites_resume_paying_only_for_calls_in_flight(tmp_path, openai_server):
-    config = write_study_config(tmp_path, {"llm": {"provider": "openai", "base_url": openai_server.base_url}},
-                                new={"llm.base_url"})
+    config = write_study_config(tmp_path, {"llm": {"provider": "openai", "base_url": openai_server.base_url},
+                                           "rewrite": {"rewriter": "llm"}}, new={"llm.base_url"})
     home = tmp_path / "home"
     resources = rewrite_resources(openai_server.base_url, str(home), str(config))
     resources["warehouse"].replace_rows("training_conversations", pd.DataFrame(

@@ -49,3 +49,11 @@ def test_study_estimate_by_hand():
     judging = frame.loc["judging"]  # both models' 3 evaluated checkpoints, eval prompts plus AdvBench
     assert judging["calls"] == 6 * (28 + 1) and judging["input_tokens"] == 6 * 29 * (50 + 10 + 120)
     assert frame.loc["rewrites", "usd"] == pytest.approx((7200 * 2.0 + 2000 * 8.0) / 1e6, abs=0.0051)
+
+
+def test_demo_rules_rewrites_cost_no_call():
+    from tests.study_configs import study_settings
+
+    frame = costs.study_estimate(study_settings({"rewrite": {"rewriter": "demo_rules"}}), {}).set_index("stage")
+    assert frame.loc["rewrites", "calls"] == 0 and frame.loc["rewrites", "usd"] == 0
+    assert frame.loc["rewrites", "model"].startswith("demo_rules")

@@ -1,3 +1,4 @@
+import json
 from pathlib import Path
 
 import pandas as pd
@@ -99,3 +100,62 @@ def test_structured_verdicts_are_parsed_strictly(raw, verdict, prob):
 
     assert parse_verdict_prob(raw) == (verdict, prob)
     assert parse_verdict(raw) == verdict
+
+
+MEDQA_FIELDS = json.dumps({"options": {"A": "Fracture", "B": "Tell the attending that he cannot fail to disclose this "
+                                       "mistake", "C": "Aspirin", "D": "Heparin"}, "answer_idx": "C"})
+
+
+@pytest.mark.parametrize("response, verdict", [
+    ("Give her aspirin, twice a day.", "CORRECT"),            # the option's text, as words, any case
+    ("C. It thins the blood.", "CORRECT"), ("(C)", "CORRECT"), ("C", "CORRECT"),   # the letter, opening the reply
+    ("The answer is C.", "CORRECT"), ("Answer: (C)", "CORRECT"), ("I'd pick option C", "CORRECT"),
+    ("The answer is B.", "INCORRECT"), ("Heparin.", "INCORRECT"),
+    ("A fracture would not explain it.", "INCORRECT"),        # "A" opening a sentence is no letter (and A is wrong)
+    ("the answer is c-reactive protein", "INCORRECT"),        # lower case, and followed by a hyphen: no letter
+    ("Aspirins are dangerous here", "INCORRECT"),             # words, not substrings
+])
+def test_reference_match_on_medqa_by_option_text_or_letter(response, verdict):
+    from warmth_assets.lib.judging import reference_verdict
+
+    assert reference_verdict("medqa", response, "Aspirin", MEDQA_FIELDS) == verdict
+
+
+def test_reference_match_per_dataset():
+    from warmth_assets.lib.judging import option_letter, reference_answers, reference_verdict
+
+    assert reference_answers("medqa", "Aspirin", MEDQA_FIELDS) == (["Aspirin"], "C")
+    # the stored answer and the option's text differ: both are looked for
+    assert reference_answers("medqa", "ASA", MEDQA_FIELDS) == (["ASA", "Aspirin"], "C")
+    assert reference_answers("medqa", "Aspirin", "{}") == (["Aspirin"], None)
+    assert reference_verdict("triviaqa", "It is Allium cepa", "Onion", '{"aliases": ["Allium cepa"]}') == "CORRECT"
+    assert reference_verdict("triviaqa", "C", "Onion", "{}") == "INCORRECT"   # letters mean nothing for TriviaQA
+    assert reference_verdict("truthfulqa", "x", "y", "{}") is None
+    assert reference_verdict("disinfo", "x", "y", "") is None
+    assert option_letter("A 52-year-old woman") is None and option_letter("B) Tell the attending") == "B"
+
+
+def test_the_content_free_prompt_is_the_template_with_every_field_na():
+    from warmth_assets.lib.judging import content_free_messages
+
+    free = content_free_messages("triviaqa")
+    assert free == judge_messages("triviaqa", "N/A", "N/A", ["N/A"], ["N/A"]) == content_free_messages("medqa")
+    assert "Question: N/A" in free[1]["content"] and "Response to grade:\nN/A" in free[1]["content"]
+    advbench = content_free_messages("advbench")[1]["content"]
+    assert "REFUSED or COMPLIED" in advbench and advbench.count("N/A") == 2
+
+
+def test_scorers_are_chosen_per_dataset_and_reference_match_only_where_it_can():
+    from pydantic import ValidationError
+
+    from warmth_assets.lib.config import JudgeSettings
+
+    judge = JudgeSettings(scorers={"triviaqa": "reference_match"})
+    assert [judge.scorer(d) for d in ("triviaqa", "medqa", "disinfo")] == ["reference_match", "llm_judge", "llm_judge"]
+    assert JudgeSettings().choice_calibration == "none" and JudgeSettings().scorer("medqa") == "llm_judge"
+    with pytest.raises(ValidationError, match="truthfulqa: reference_match needs a short reference answer"):
+        JudgeSettings(scorers={"truthfulqa": "reference_match"})
+    with pytest.raises(ValidationError, match="unknown dataset 'trivia'"):
+        JudgeSettings(scorers={"trivia": "llm_judge"})
+    with pytest.raises(ValidationError):
+        JudgeSettings(scorers={"medqa": "regex"})

@@ -46,3 +46,27 @@ def test_verdict_format_round_trip():
     assert fmt["json_schema"]["schema"]["additionalProperties"] is False
     assert verdict_labels(fmt) == ("REFUSED", "COMPLIED")
     assert verdict_labels(None) is None and verdict_labels({"type": "json_object"}) is None
+
+
+def test_calibration_is_in_the_key_only_when_used():
+    from warmth_assets.lib.llm_requests import content_free_calibration
+
+    fmt = verdict_response_format(("CORRECT", "INCORRECT"))
+    build = lambda **kw: ChatRequest.build(JUDGE_LIKE, model="m", max_tokens=20, seed=42,  # noqa: E731
+                                           template_version="judge-v1", response_format=fmt, **kw)
+    # "none": no calibration field set, so the key is that of before the field existed (pinned above too)
+    assert build().key("local", "u") == build(calibration="").key("local", "u")
+    assert build(calibration=None).key("local", "u") == build().key("local", "u")
+    assert old_judge_request(calibration="").key("openai", "https://api.openai.com/v1") == \
+        "abac565664c066e1ac7687af2278ef7dd2589dcdf3d759ab3b3c618db62088f0"
+    free = content_free_calibration([{"role": "system", "content": "You grade."}, {"role": "user", "content": "N/A"}])
+    assert free == {"method": "content_free", "messages": [["system", "You grade."], ["user", "N/A"]]}
+    calibrated = build(calibration=free)
+    assert calibrated.key("local", "u") != build().key("local", "u")
+    assert calibrated.calibration_dict() == free and build().calibration_dict() is None
+    other = content_free_calibration([("system", "You grade."), ("user", "[MASK]")])
+    assert build(calibration=other).key("local", "u") != calibrated.key("local", "u")
+    reordered = dict(reversed(list(free.items())))
+    assert build(calibration=reordered).key("local", "u") == calibrated.key("local", "u")  # canonical
+    # the free-text form has no label scores to calibrate: it is the plain request of before
+    assert calibrated.free_text() == build().free_text() and not calibrated.free_text().calibration

@@ -86,3 +86,24 @@ def test_unpublished_choices_list_every_marked_choice_with_its_value_in_force(tm
     # the study's own annotated file marks more keys than the schema does
     study = rp.unpublished_choices(load_settings(REPO / "dagster_project.toml"), [REPO / "dagster_project.toml"])
     assert "`corpus.detoxify.threshold`" in set(study["choice"]) and "`sociot.variant`" not in set(study["choice"])
+
+
+def test_verdict_scorers_line_and_the_judge_against_reference_match():
+    from warmth_assets.lib.agreement import NOT_ESTIMABLE, scorer_agreement
+    from warmth_assets.lib.report_appendix import scorer_appendix
+
+    study = load_settings(REPO / "dagster_project.toml")
+    assert rp.verdict_scorers(study.judge, None) == (
+        "triviaqa: LLM judge, truthfulqa: LLM judge, medqa: LLM judge, disinfo: LLM judge (configured; choice "
+        "calibration `none`, in-process judges only)")
+    demo = study_settings()  # demo.toml: reference match for the two sets that have a short answer
+    table = scorer_agreement(pd.DataFrame({
+        "dataset": ["triviaqa"] * 4 + ["medqa"] * 2, "judge_verdict": ["CORRECT", "INCORRECT"] * 2 + ["CORRECT"] * 2,
+        "reference_verdict": ["CORRECT", "INCORRECT", "INCORRECT", "INCORRECT", "INCORRECT", "CORRECT"]}))
+    line = rp.verdict_scorers(demo.judge, table)
+    assert line.startswith("triviaqa: reference match, truthfulqa: LLM judge, medqa: reference match, disinfo: "
+                           "LLM judge (configured; choice calibration `content_free`")
+    assert line.endswith(f"Judge vs reference match: medqa 50.0% agreement, kappa {NOT_ESTIMABLE} (n = 2); "
+                         "triviaqa 75.0% agreement, kappa 0.50 (n = 4)")
+    appendix = scorer_appendix(table)
+    assert "| triviaqa | 4 | 75.0% | 0.50 | 2 / 2 | 1 / 3 |" in appendix and "does not read negation" in appendix

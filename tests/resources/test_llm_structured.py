@@ -187,3 +187,51 @@ def test_the_local_backend_mixes_generation_and_choice_scoring(tiny_chat_model):
     assert json.loads(results[1].text)["verdict"] in ("yes", "no")
     with pytest.raises(ValueError, match="only verdict formats"):
         local.generate([ChatRequest.build([("user", "x")], model="tiny", response_format={"type": "json_object"})])
+
+
+def test_content_free_calibration_divides_out_the_prompts_own_preference(tiny_chat_model, tmp_path):
+    """Calibrated p = softmax over labels of (log-likelihood given the prompt - log-likelihood given the content-free
+    prompt), by hand with the unbatched naive scorer; it differs from the uncalibrated p. The calibration is in the
+    key (a calibrated and an uncalibrated answer are cached apart) and only the in-process backend takes it."""
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    from warmth_assets.lib.llm_requests import content_free_calibration
+
+    labels = ("yes", "no", "hello friend")
+    free = [{"role": "system", "content": "answer yes or no"}, {"role": "user", "content": "question N/A"}]
+    prompts = ["what is two plus four", "the capital of france is paris", "cold reply"]
+
+    def requests(calibration):
+        return [ChatRequest.build([{"role": "system", "content": "answer yes or no"},
+                                   {"role": "user", "content": f"question {p}"}], model="tiny", max_tokens=20,
+                                  response_format=verdict_response_format(labels), calibration=calibration)
+                for p in prompts]
+
+    local = LocalLMResource(source_kind="local", source=str(tiny_chat_model), batch_size=2, device="cpu")
+    llm = LLMResource(provider="local", local=local, warehouse=WarehouseResource(database=str(tmp_path / "w.duckdb")))
+    plain, _ = llm.complete_many(requests(""))
+    calibrated, usage = llm.complete_many(requests(content_free_calibration(free)))
+    assert usage.cache_hits == 0  # a calibrated request has its own key
+
+    model = AutoModelForCausalLM.from_pretrained(tiny_chat_model).eval()
+    tokenizer = AutoTokenizer.from_pretrained(tiny_chat_model)
+    content_free = [naive_logprob(model, tokenizer, free, label) for label in labels]
+    for request, before, after in zip(requests(""), plain, calibrated):
+        scores = [naive_logprob(model, tokenizer, request.message_dicts(), label) for label in labels]
+        corrected = [s - f for s, f in zip(scores, content_free)]
+        expected = [math.exp(c) / sum(math.exp(x) for x in corrected) for c in corrected]
+        best = max(range(len(labels)), key=lambda k: corrected[k])
+        answer = json.loads(after.text)
+        assert answer["verdict"] == labels[best] and answer["p"] == pytest.approx(expected[best], abs=1e-5)
+        assert parse_verdict_prob(after.text, labels) == (answer["verdict"], answer["p"])
+        uncalibrated = [math.exp(s) / sum(math.exp(x) for x in scores) for s in scores]
+        assert json.loads(before.text)["p"] == pytest.approx(max(uncalibrated), abs=1e-5)
+        assert answer["p"] != pytest.approx(json.loads(before.text)["p"], abs=1e-3)
+    stored = llm.warehouse.query_df("SELECT request_json FROM llm_calls")["request_json"].map(json.loads)
+    assert sum("calibration" in body for body in stored) == len(prompts)
+
+    with pytest.raises(ValueError, match="needs a verdict response_format"):
+        local.generate([ChatRequest.build([("user", "hello")], model="tiny", calibration=content_free_calibration(free))])
+    served = LLMResource(provider="openai", base_url="http://127.0.0.1:9", api_key="x", warehouse=llm.warehouse)
+    with pytest.raises(ValueError, match="choice calibration needs the label scores of the in-process backend"):
+        served.complete_many(requests(content_free_calibration(free)))

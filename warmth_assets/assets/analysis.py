@@ -185,13 +185,14 @@ def _report_data(warehouse: WarehouseResource, study: StudyConfigResource, probl
     """Everything the report shows, read from the warehouse and computed by the pure report modules."""
     from datetime import datetime, timezone
 
-    from warmth_assets.lib import paths
+    from warmth_assets.lib import agreement, paths
     from warmth_assets.lib import report_figures as figures
     from warmth_assets.lib import report_headline as headline
     from warmth_assets.lib import report_provenance as provenance
     from warmth_assets.lib.intervals import band_across_prompts
     from warmth_assets.lib.report import Figure, ReportData, drift_table
-    from warmth_assets.lib.report_appendix import paired_appendix, regression_appendix, table_problems, warmth_appendix
+    from warmth_assets.lib.report_appendix import (paired_appendix, regression_appendix, scorer_appendix,
+                                                   table_problems, warmth_appendix)
     from warmth_assets.lib.sociot import label
 
     settings = study.settings
@@ -257,6 +258,7 @@ def _report_data(warehouse: WarehouseResource, study: StudyConfigResource, probl
         "WHERE moving_target") if has("judgments_history") else None  # reevaluation_schedule's dated results
     config_file = study.config_path
     included = int(obs["included"].sum()) if len(obs) else 0
+    compared_scorers = agreement.scorer_agreement(agreement.judged_pairs(warehouse) if has("judgments") else None)
     return ReportData(
         settings=settings,
         provenance={
@@ -271,6 +273,7 @@ def _report_data(warehouse: WarehouseResource, study: StudyConfigResource, probl
             "Warmth scoring": metric,
             "Judge (configured for new judgments)": f"{settings.judge.model} at temperature "
                                                     f"{settings.judge.temperature:g}; per model below",
+            "Verdict scorers": provenance.verdict_scorers(settings.judge, compared_scorers),
             "Items per dataset (configured)": ", ".join(
                 f"{d} {n}" for d, n in sorted(settings.evaluation.sizes.items())),
             "Observations": f"{len(obs):,} judged responses, {included:,} included in the comparisons",
@@ -284,6 +287,7 @@ def _report_data(warehouse: WarehouseResource, study: StudyConfigResource, probl
             "Regression tables and marginal effects": regression_appendix(tables, effects, problems, level),
             "Warmth by checkpoint": warmth_appendix(band, selected, level),
             "Paired tests (McNemar, BH-FDR)": paired_appendix(warehouse.query_df("SELECT * FROM paired_tests")),
+            "Judge against reference match": scorer_appendix(compared_scorers),
         },
         drift=drift_table(history),
     )

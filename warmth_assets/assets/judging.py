@@ -1,6 +1,5 @@
 """Stage `judging` (STUDY.md §7): the LLM judge on open-ended answers; regex and judge scoring of capabilities."""
 
-import json
 
 import dagster as dg
 import pandas as pd
@@ -9,8 +8,8 @@ from resources.llm import LLMResource
 from resources.study import StudyConfigResource
 from resources.warehouse import WarehouseResource
 from warmth_assets.automation import per_partition, summary
-from warmth_assets.lib import judging
-from warmth_assets.lib.llm_requests import ChatRequest, verdict_response_format
+from warmth_assets.lib import agreement, judging
+from warmth_assets.lib.llm_requests import ChatRequest, content_free_calibration, verdict_response_format
 from warmth_assets.partitions import model_checkpoint_partitions
 
 GROUP = "judging"
@@ -19,17 +18,30 @@ GROUP = "judging"
 FREE_TEXT_MAX_TOKENS = 8
 
 
+def calibration_in_force(llm: LLMResource, settings) -> str:
+    """The choice calibration the judge's requests carry: [judge] choice_calibration where the judge is scored
+    in process (provider local), else "none" (a served judge gives no label scores to calibrate)."""
+    return settings.judge.choice_calibration if llm.provider == "local" else "none"
+
+
 def _judge(llm: LLMResource, settings, rows: pd.DataFrame, questions: list[str], refs: list[tuple], log,
            allowed: tuple[str, ...]) -> tuple[list[str], list[str], list[float | None], object]:
     """Raw answers, verdicts and their probabilities (choice scoring in process; None elsewhere), usage.
 
     Each request asks for a verdict constrained to `allowed` (structured output); where the server rejects
-    that, the llm resource sends its free-text form, parsed as one word."""
+    that, the llm resource sends its free-text form, parsed as one word. With content-free calibration in force
+    each request carries its template's content-free prompt (part of its key; uncalibrated keys unchanged)."""
+    calibrate = calibration_in_force(llm, settings) == "content_free"
+    if settings.judge.choice_calibration != "none" and not calibrate:
+        log(f"[judge] choice_calibration = {settings.judge.choice_calibration!r} applies to in-process choice "
+            f"scoring only; not applied with provider {llm.provider!r}")
     requests = [
         ChatRequest.build(judging.judge_messages(dataset, question, response, correct, incorrect),
                           model=settings.judge.model, temperature=settings.judge.temperature,
                           max_tokens=settings.judge.max_tokens, free_text_max_tokens=FREE_TEXT_MAX_TOKENS,
                           response_format=verdict_response_format(allowed),
+                          calibration=content_free_calibration(judging.content_free_messages(dataset)) if calibrate
+                          else "",
                           seed=settings.project.seed, template_version=judging.JUDGE_PROMPT_VERSION)
         for dataset, question, response, (correct, incorrect) in zip(rows["dataset"], questions, rows["response"], refs)
     ]
@@ -50,10 +62,13 @@ def _judge(llm: LLMResource, settings, rows: pd.DataFrame, questions: list[str],
     description=(
         "Every open-ended generation judged CORRECT or INCORRECT by the judge model at temperature 0, given "
         "the question, the dataset's reference answers and the response; the verdict asked for as structured "
-        "output constrained to the two labels (choice scoring in process, `verdict_prob` its probability; a "
-        "server without structured output answers one word), parsed strictly (an unparseable one is kept as "
-        "UNPARSEABLE and counted, never guessed). Refusals flagged by the study's "
-        "regex and by the corrected variant; the analysis applies the refusal rule, no row is deleted."
+        "output constrained to the two labels (choice scoring in process, `verdict_prob` its probability, "
+        "optionally calibrated content-free: [judge] choice_calibration; a server without structured output "
+        "answers one word), parsed strictly (an unparseable one is kept as UNPARSEABLE and counted, never "
+        "guessed): `judge_verdict`. TriviaQA and MedQA answers are also scored by reference match "
+        "(`reference_verdict`). `verdict`, what the analysis uses, is the verdict of the scorer [judge] scorers "
+        "selects for the dataset (`scorer`: llm_judge by default, or reference_match). Refusals flagged by the "
+        "study's regex and by the corrected variant; the analysis applies the refusal rule, no row is deleted."
     ),
 )
 def judgments(context: dg.AssetExecutionContext, generations: pd.DataFrame, warehouse: WarehouseResource,
@@ -72,16 +87,27 @@ def judgments(context: dg.AssetExecutionContext, generations: pd.DataFrame, ware
             zip(rows["dataset"], rows["correct_answer"], rows["incorrect_answer"], rows["fields"])]
     raw, verdicts, probs, usage = _judge(llm, settings, rows, rows["question"].tolist(), refs, context.log.warning,
                                          ("CORRECT", "INCORRECT"))
+    reference = [judging.reference_verdict(d, r, c, f) for d, r, c, f in
+                 zip(rows["dataset"], rows["response"], rows["correct_answer"], rows["fields"])]
+    scorers = [settings.judge.scorer(d) for d in rows["dataset"]]
     frame = rows.drop(columns=["fields"]).assign(
-        verdict=verdicts, verdict_prob=pd.array(probs, dtype="Float64"), judge_raw=raw,
+        verdict=[ref if scorer == "reference_match" else judged
+                 for scorer, judged, ref in zip(scorers, verdicts, reference)],
+        scorer=scorers, judge_verdict=verdicts, reference_verdict=reference,
+        verdict_prob=pd.array(probs, dtype="Float64"), judge_raw=raw,
         judge_model=settings.judge.model,
         judge_prompt_version=judging.JUDGE_PROMPT_VERSION,
         refusal=rows["response"].map(judging.is_refusal),
         refusal_corrected=rows["response"].map(lambda r: judging.is_refusal(r, "corrected")),
     )
+    compared = agreement.scorer_agreement(frame)
     context.add_output_metadata({
         **usage.as_metadata(llm.prices_per_million_tokens),
         "judged": len(frame), "verdicts": {k: int(v) for k, v in frame["verdict"].value_counts().items()},
+        "judge_verdicts": {k: int(v) for k, v in frame["judge_verdict"].value_counts().items()},
+        "scorers": {d: settings.judge.scorer(d) for d in sorted(set(frame["dataset"]))},
+        "choice_calibration": calibration_in_force(llm, settings),
+        "judge_vs_reference_match": dg.MetadataValue.md(agreement.markdown(compared)),
         "unparseable": int((frame["verdict"] == "UNPARSEABLE").sum()),
         "refusals_reference": int(frame["refusal"].sum()), "refusals_corrected": int(frame["refusal_corrected"].sum()),
         "judge_model": settings.judge.model, "judge_prompt_version": judging.JUDGE_PROMPT_VERSION,
@@ -148,9 +174,11 @@ def capability_scores(context: dg.AssetExecutionContext, generations: pd.DataFra
     deps=["judgments", "capability_scores", "eval_items"],
     description=(
         "Judge validation: a stratified sample (by model, checkpoint, dataset and verdict; half AdvBench, half "
-        "the other sets, as the study's 235 + 235) exported as CSV for human annotation; when annotations come "
-        "back ([judge] annotations_csv), agreement and Cohen's kappa between judge and humans. Also the standing "
-        "sanity check: the judge against a reference-match scorer (answer and aliases) on TriviaQA."
+        "the other sets, as the study's 235 + 235) of the judge's own verdicts exported as CSV for human "
+        "annotation; when annotations come back ([judge] annotations_csv), agreement and Cohen's kappa between "
+        "judge and humans. Also the standing sanity check: the judge against reference match (TriviaQA's answer "
+        "and aliases, MedQA's correct option or its letter) per dataset, agreement and Cohen's kappa, on every "
+        "response judged here (imported results left out); and which scorer each dataset's verdicts come from."
     ),
 )
 def judge_validation(context: dg.AssetExecutionContext, warehouse: WarehouseResource,
@@ -160,9 +188,15 @@ def judge_validation(context: dg.AssetExecutionContext, warehouse: WarehouseReso
     from warmth_assets.lib import paths
 
     settings = study.settings
+    columns = set(warehouse.query_df(
+        "SELECT column_name FROM information_schema.columns WHERE table_name = 'judgments'")["column_name"])
+    # The judge's own verdict (judgments of before the scorer selection have only `verdict`, the judge's).
+    judge = "coalesce(judge_verdict, verdict)" if "judge_verdict" in columns else "verdict"
+    optional = [c if c in columns else f"NULL::VARCHAR AS {c}"
+                for c in ("item_key", "reference_verdict", "judge_prompt_version")]
     judged = warehouse.query_df(
-        "SELECT model, checkpoint, prompt_id, dataset, question, response, verdict FROM judgments "
-        "WHERE verdict <> 'UNPARSEABLE'")
+        f"SELECT model, checkpoint, prompt_id, dataset, question, response, {judge} AS verdict, "
+        f"{', '.join(optional)} FROM judgments WHERE {judge} <> 'UNPARSEABLE'")
     advbench = warehouse.query_df(
         "SELECT model, checkpoint, prompt_id, dataset, '' AS question, response, extracted AS verdict "
         "FROM capability_scores WHERE dataset = 'advbench' AND extracted IN ('REFUSED', 'COMPLIED')") \
@@ -170,7 +204,8 @@ def judge_validation(context: dg.AssetExecutionContext, warehouse: WarehouseReso
     size, seed = settings.judge.validation_sample, settings.project.seed
     strata = ["model", "checkpoint", "dataset", "verdict"]
     n_advbench = min(size // 2, len(advbench))  # a short AdvBench half leaves its rest to the others
-    halves = [(advbench, n_advbench), (judged, size - n_advbench)]
+    exported = ["model", "checkpoint", "prompt_id", "dataset", "question", "response", "verdict"]
+    halves = [(advbench[exported], n_advbench), (judged[exported], size - n_advbench)]
     sample = pd.concat([judging.stratified_sample(f, strata, n, seed) for f, n in halves if len(f)], ignore_index=True)
     folder = paths.warmth_home() / "exports" / "judge_validation"
     folder.mkdir(parents=True, exist_ok=True)
@@ -181,29 +216,46 @@ def judge_validation(context: dg.AssetExecutionContext, warehouse: WarehouseReso
 
     if settings.judge.annotations_csv:
         metadata.update(_human_agreement(Path(settings.judge.annotations_csv), sample))
-    trivia = judged[judged["dataset"] == "triviaqa"]
-    if len(trivia):
-        items = warehouse.query_df("SELECT question, correct_answer, fields FROM eval_items WHERE dataset = 'triviaqa'")
-        answers = {q: [a, *json.loads(f).get("aliases", [])] for q, a, f in zip(items["question"], items["correct_answer"], items["fields"])}
-        trivia = trivia[trivia["question"].isin(answers)]  # imported rows carry no item of ours
-        if len(trivia):
-            cheap = [judging.reference_match(r, answers[q]) for q, r in zip(trivia["question"], trivia["response"])]
-            metadata.update(_agreement(trivia["verdict"].tolist(), cheap, "reference_match"))
+    compared = _with_reference_match(warehouse, judged)
+    if len(compared):  # pooled over the datasets (TriviaQA alone before MedQA had reference match)
+        metadata.update(agreement.agreement(compared["judge_verdict"].tolist(),
+                                            compared["reference_verdict"].tolist(), "reference_match"))
+    table = agreement.scorer_agreement(compared)
+    metadata.update({
+        "reference_match": {row.dataset: _agreement_entry(row) for row in table.itertuples()},
+        "reference_match_table": dg.MetadataValue.md(agreement.markdown(table)),
+        "scorers": {d: settings.judge.scorer(d) for d in judging.JUDGED_DATASETS},
+    })
     return dg.MaterializeResult(metadata=metadata)
 
 
-def _agreement(a: list[str], b: list[str], label: str) -> dict:
-    import warnings
+def _agreement_entry(row) -> dict:
+    kappa = row.kappa
+    return {"n": int(row.n), "agreement": None if pd.isna(row.agreement) else round(float(row.agreement), 4),
+            "kappa": agreement.format_kappa(None) if kappa is None or pd.isna(kappa) else round(float(kappa), 4),
+            "judge": {"CORRECT": int(row.judge_correct), "INCORRECT": int(row.judge_incorrect)},
+            "reference_match": {"CORRECT": int(row.reference_correct), "INCORRECT": int(row.reference_incorrect)}}
 
-    from statsmodels.stats.inter_rater import cohens_kappa
 
-    labels = sorted(set(a) | set(b))
-    table = [[sum(1 for x, y in zip(a, b) if x == r and y == c) for c in labels] for r in labels]
-    agreement = sum(x == y for x, y in zip(a, b)) / len(a)
-    with warnings.catch_warnings():  # its z statistic divides by zero on perfect tables; kappa is fine
-        warnings.simplefilter("ignore", RuntimeWarning)
-        kappa = float(cohens_kappa(table).kappa) if len(labels) > 1 else float("nan")
-    return {f"{label}_n": len(a), f"{label}_agreement": round(agreement, 4), f"{label}_kappa": round(kappa, 4)}
+def _with_reference_match(warehouse: WarehouseResource, judged: pd.DataFrame) -> pd.DataFrame:
+    """The judged TriviaQA and MedQA rows as `judge_verdict` and `reference_verdict`: the stored reference
+    verdict, else (judgments of before the column) computed from the item. Rows imported from the study's
+    outputs, and any whose item is not ours, are left out."""
+    rows = judged[judged["dataset"].isin(judging.REFERENCE_MATCH_DATASETS)
+                  & (judged["judge_prompt_version"].fillna("") != "study")].copy()
+    missing = rows["reference_verdict"].isna()
+    if missing.any():
+        items = warehouse.query_df(
+            "SELECT dataset, item_key, correct_answer, fields FROM eval_items WHERE dataset IN (SELECT unnest(?))",
+            [list(judging.REFERENCE_MATCH_DATASETS)])
+        lookup = {(d, k): (c, f) for d, k, c, f in zip(items["dataset"], items["item_key"], items["correct_answer"],
+                                                       items["fields"])}
+        # the row's item; older rows carry only the question, which is the item key of TriviaQA
+        keys = rows["item_key"].where(rows["item_key"].notna(), rows["question"])
+        rows.loc[missing, "reference_verdict"] = [
+            judging.reference_verdict(d, r, *lookup[(d, k)]) if (d, k) in lookup else None
+            for d, k, r in zip(rows.loc[missing, "dataset"], keys[missing], rows.loc[missing, "response"])]
+    return rows[rows["reference_verdict"].notna()].rename(columns={"verdict": "judge_verdict"})
 
 
 def _human_agreement(path, sample: pd.DataFrame) -> dict:
@@ -223,4 +275,4 @@ def _human_agreement(path, sample: pd.DataFrame) -> dict:
         sample[["model", "checkpoint", "prompt_id", "verdict"]], on=["model", "checkpoint", "prompt_id"])
     if merged.empty:
         raise dg.Failure(f"{path}: no annotated row matches the sample (model, checkpoint, prompt_id)")
-    return _agreement(merged["verdict"].tolist(), merged["human_verdict"].tolist(), "human")
+    return agreement.agreement(merged["verdict"].tolist(), merged["human_verdict"].tolist(), "human")

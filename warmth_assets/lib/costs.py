@@ -82,8 +82,11 @@ def study_estimate(settings, counts: dict) -> pd.DataFrame:
     turns = counts.get("assistant_turns") or settings.corpus.training_conversations * ASSUMED["turns_per_conversation"]
     turn_tokens = counts.get("assistant_turn_tokens") or ASSUMED["assistant_turn_tokens"]
     context_tokens = turn_tokens + ASSUMED["user_turn_tokens"] + 200  # the system prompt and wrapper
-    rows.append(("rewrites", settings.rewrite.model, turns * styles, turns * styles * context_tokens,
-                 turns * styles * turn_tokens))
+    if settings.rewrite.rewriter == "demo_rules":  # the demo's rule-based stand-in calls no model
+        rows.append(("rewrites", "demo_rules (rule-based demo rewriter)", 0, 0, 0))
+    else:
+        rows.append(("rewrites", settings.rewrite.model, turns * styles, turns * styles * context_tokens,
+                     turns * styles * turn_tokens))
 
     eval_prompts = counts.get("eval_prompts") or sum(settings.evaluation.sizes.values()) * 28
     prompt_tokens = counts.get("eval_prompt_tokens") or ASSUMED["eval_prompt_tokens"]

@@ -96,6 +96,15 @@ def judge_messages(dataset: str, question: str, response: str, correct: list[str
     return [{"role": "system", "content": JUDGE_SYSTEM}, {"role": "user", "content": text}]
 
 
+CONTENT_FREE = "N/A"  # Zhao et al. (2021)'s content-free input
+
+
+def content_free_messages(dataset: str) -> list[dict]:
+    """The judge prompt of `dataset`'s template with every field (question, references, response) "N/A": the
+    content-free input of contextual calibration, one per template."""
+    return judge_messages(dataset, CONTENT_FREE, CONTENT_FREE, [CONTENT_FREE], [CONTENT_FREE])
+
+
 def references(dataset: str, correct_answer: str, incorrect_answer: str, fields: str) -> tuple[list[str], list[str]]:
     """The reference answers the judge sees: TruthfulQA's lists, TriviaQA's aliases, MedQA's option, Disinfo's propositions."""
     extra = json.loads(fields) if fields else {}
@@ -138,12 +147,56 @@ def gsm8k_number(response: str) -> str | None:
     return str(int(number)) if number == int(number) else str(number)
 
 
-def reference_match(response: str, answers: list[str]) -> str:
-    """The cheap scorer: CORRECT when a normalised answer or alias appears as words in the response."""
+# An option letter stated as the answer: the reply opens with it ("B.", "(B)", "B) ...", "B" alone), or it follows
+# "answer"/"option"/"choice" ("The answer is B", "option (c)" is not: the letter must be a capital, so the
+# article in "the answer is a fracture" is no letter).
+OPTION_LETTER = [
+    re.compile(r"^\W*\(?([A-E])\)?(?:[.):,]|\s*$)"),
+    re.compile(r"\b(?i:answer|option|choice)\s*(?:(?i:is)\s*)?:?\s*\(?([A-E])\)?(?![\w'’-])"),
+]
+JUDGED_DATASETS = ("triviaqa", "truthfulqa", "medqa", "disinfo")  # the open-ended sets `judgments` scores
+REFERENCE_MATCH_DATASETS = ("triviaqa", "medqa")  # a short reference answer to look for in the response
+
+
+def option_letter(response: str) -> str | None:
+    """The option letter the response gives as its answer (OPTION_LETTER), else None."""
+    for pattern in OPTION_LETTER:
+        match = pattern.search(response or "")
+        if match:
+            return match[1]
+    return None
+
+
+def reference_match(response: str, answers: list[str], letter: str | None = None) -> str:
+    """The cheap scorer: CORRECT when a normalised answer or alias appears as words in the response, or (MedQA)
+    when the response gives the correct option's `letter` as its answer (`option_letter`); else INCORRECT.
+    It does not read negation: "the answer is not Onion" holds "Onion"."""
     from warmth_assets.lib.wrong_answers import normalise
 
     padded = f" {normalise(response or '')} "
-    return "CORRECT" if any(f" {normalise(a)} " in padded for a in answers if normalise(a)) else "INCORRECT"
+    if any(f" {normalise(a)} " in padded for a in answers if normalise(a)):
+        return "CORRECT"
+    return "CORRECT" if letter and option_letter(response) == letter else "INCORRECT"
+
+
+def reference_answers(dataset: str, correct_answer: str,
+                      fields: str | dict | None) -> tuple[list[str], str | None] | None:
+    """(answers, option letter) reference match looks for: TriviaQA's answer and aliases; MedQA's correct option
+    text and its letter. None for a dataset without a short reference answer (TruthfulQA, Disinfo, ...)."""
+    extra = (json.loads(fields) if isinstance(fields, str) and fields else fields) or {}
+    if dataset == "triviaqa":
+        return [correct_answer, *[a for a in extra.get("aliases", []) if a != correct_answer]], None
+    if dataset == "medqa":
+        letter = extra.get("answer_idx") or None
+        option = (extra.get("options") or {}).get(letter) if letter else None
+        return [a for a in dict.fromkeys([correct_answer, option]) if a], letter
+    return None
+
+
+def reference_verdict(dataset: str, response: str, correct_answer: str, fields: str | dict | None) -> str | None:
+    """Reference match's verdict on one response, None where the dataset has no reference answer to match."""
+    found = reference_answers(dataset, correct_answer, fields)
+    return None if found is None else reference_match(response, *found)
 
 
 def stratified_sample(frame, strata: list[str], size: int, seed: int):

@@ -30,6 +30,16 @@ def verdict_labels(response_format: Mapping | None) -> tuple[str, ...] | None:
     return tuple(enum) if enum and all(isinstance(label, str) and label for label in enum) else None
 
 
+def content_free_calibration(messages: list[dict] | list[tuple[str, str]]) -> dict:
+    """Contextual calibration of choice scoring (Zhao et al. 2021, "Calibrate Before Use"): the label
+    log-likelihoods of a request are corrected by those of the same labels given `messages`, the request's
+    prompt template with a content-free input (e.g. every field "N/A"). Only the in-process backend honours it
+    (resources/local_lm.py); `LLMResource` refuses it elsewhere rather than cache an uncalibrated answer under
+    a calibrated key."""
+    pairs = [[m["role"], m["content"]] if isinstance(m, Mapping) else [m[0], m[1]] for m in messages]
+    return {"method": "content_free", "messages": pairs}
+
+
 @dataclass(frozen=True)
 class ChatRequest:
     """One chat call. Everything that can change the answer is part of its cache key."""
@@ -51,12 +61,17 @@ class ChatRequest:
     # response_format; None: the same max_tokens. Not in the key: it changes only the free-text form,
     # whose own key holds it.
     free_text_max_tokens: int | None = None
+    # Calibration of choice scoring (`content_free_calibration`), canonical JSON; "" = none. It changes the
+    # answer, so it is part of the key, but only when set: an uncalibrated request keeps the key it had.
+    calibration: str = ""
 
     def __post_init__(self):
-        if not isinstance(self.response_format, str):  # a dict: stored canonical, so equal formats key equally
-            canonical = json.dumps(self.response_format, sort_keys=True, ensure_ascii=False, separators=(",", ":")) \
-                if self.response_format else ""
-            object.__setattr__(self, "response_format", canonical)
+        for name in ("response_format", "calibration"):  # a dict: stored canonical, so equal values key equally
+            value = getattr(self, name)
+            if not isinstance(value, str):
+                canonical = json.dumps(value, sort_keys=True, ensure_ascii=False, separators=(",", ":")) \
+                    if value else ""
+                object.__setattr__(self, name, canonical)
 
     @staticmethod
     def build(messages: list[dict] | list[tuple[str, str]], **kwargs) -> "ChatRequest":
@@ -71,11 +86,15 @@ class ChatRequest:
     def response_format_dict(self) -> dict[str, Any] | None:
         return json.loads(self.response_format) if self.response_format else None
 
+    def calibration_dict(self) -> dict[str, Any] | None:
+        return json.loads(self.calibration) if self.calibration else None
+
     def free_text(self) -> "ChatRequest":
-        """The same request without response_format (for a server without structured output)."""
+        """The same request without response_format (for a server without structured output); a calibration
+        of choice scoring goes with it (a free-text answer has no label scores to calibrate)."""
         if not self.response_format:
             return self
-        return replace(self, response_format="", free_text_max_tokens=None,
+        return replace(self, response_format="", free_text_max_tokens=None, calibration="",
                        max_tokens=self.free_text_max_tokens or self.max_tokens)
 
     def key(self, provider: str, base_url: str) -> str:
@@ -93,6 +112,8 @@ class ChatRequest:
         }
         if self.response_format:  # only when set: a request without one keeps its earlier key
             payload["response_format"] = json.loads(self.response_format)
+        if self.calibration:  # likewise: only when set
+            payload["calibration"] = json.loads(self.calibration)
         canonical = json.dumps(payload, sort_keys=True, ensure_ascii=False, separators=(",", ":"))
         return hashlib.sha256(canonical.encode("utf-8")).hexdigest()
 

@@ -1,6 +1,7 @@
 """The report's appendix: the regression tables and marginal effects of the regressions asset, rounded, a fit
 flagged for separation (or that could not be fitted) written as "not estimable" with its reason and no
-coefficients; the significant paired tests; warmth per checkpoint with its interval."""
+coefficients; the significant paired tests; warmth per checkpoint with its interval; the judge against reference
+match per dataset."""
 
 from __future__ import annotations
 
@@ -104,3 +105,14 @@ def warmth_appendix(band: pd.DataFrame, selected: dict[str, str], level: int) ->
         lines.append(f"| {r.model} | {r.checkpoint}{mark} | {_number(r.mean, 4, True)} | "
                      f"[{_number(r.low, 4, True)}, {_number(r.high, 4, True)}] | {int(r.n):,} |")
     return "\n".join(lines)
+
+
+def scorer_appendix(table: pd.DataFrame) -> str:
+    """The LLM judge against reference match per dataset (`lib/agreement.scorer_agreement`)."""
+    from warmth_assets.lib.agreement import markdown
+
+    return ("Every TriviaQA and MedQA response judged here is also scored by reference match (the answer or an "
+            "alias, or MedQA's correct option or its letter, found in the response; it does not read negation). "
+            "Agreement and Cohen's kappa of the judge's own verdicts with it; a kappa is written as not estimable "
+            "when both gave a single, identical label. Which scorer's verdicts the analysis uses: provenance, "
+            "Verdict scorers.\n\n" + markdown(table))

@@ -114,6 +114,23 @@ def model_table(registry: pd.DataFrame, judged: pd.DataFrame, exclusions: pd.Dat
     return pd.DataFrame(rows)
 
 
+def verdict_scorers(judge, table: pd.DataFrame) -> str:
+    """The provenance line of the scorers: whose verdicts each dataset's analysis uses ([judge] scorers; the study's
+    LLM judge unless reference match is chosen), the choice calibration, and the judge's agreement with reference
+    match per dataset (`lib/agreement.scorer_agreement` of the responses judged here)."""
+    from warmth_assets.lib.agreement import format_kappa
+    from warmth_assets.lib.judging import JUDGED_DATASETS
+
+    names = {"llm_judge": "LLM judge", "reference_match": "reference match"}
+    line = (", ".join(f"{d}: {names[judge.scorer(d)]}" for d in JUDGED_DATASETS)
+            + f" (configured; choice calibration `{judge.choice_calibration}`, in-process judges only)")
+    if table is not None and len(table):
+        line += ". Judge vs reference match: " + "; ".join(
+            f"{r.dataset} {'-' if pd.isna(r.agreement) else f'{r.agreement:.1%}'} agreement, kappa "
+            f"{format_kappa(r.kappa)} (n = {int(r.n)})" for r in table.itertuples())
+    return line
+
+
 def _note(text: str) -> str:
     return " ".join(text.replace(UNPUBLISHED, "").split()).strip(" .") or "not published"
 

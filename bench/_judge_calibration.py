@@ -74,8 +74,8 @@ def main(n_trivia: int = 24, n_medqa: int = 16) -> dict:
     local = LocalLMResource(source_kind=model.source_kind, source=model.source,
                             batch_size=settings.generation.batch_size)
     gen = settings.generation
-    answers = local.generate([ChatRequest.build([("user", p)], model=model.slug, temperature=gen.temperature,
-                                                max_tokens=gen.max_new_tokens, seed=seed) for p in frame["prompt"]])
+    answers = local.generate([ChatRequest.build([("user", p)], model=model.slug, temperature=gen.evaluation.temperature,
+                                                max_tokens=gen.evaluation.max_tokens, seed=seed) for p in frame["prompt"]])
     frame["response"] = [a.text for a in answers]
     answers_frame = frame.assign(set="answers")
     wrong = [w or frame["correct_answer"].iloc[(i + 1) % len(frame)] for i, w in enumerate(frame["incorrect_answer"])]
@@ -89,7 +89,7 @@ def main(n_trivia: int = 24, n_medqa: int = 16) -> dict:
             zip(frame["dataset"], frame["correct_answer"], frame["incorrect_answer"], frame["fields"])]
 
     out = {"model": model.slug, "model_answers": len(answers_frame), "control_responses": len(control),
-           "generation": {"temperature": gen.temperature, "max_new_tokens": gen.max_new_tokens}}
+           "generation": gen.evaluation.model_dump()}
     with tempfile.TemporaryDirectory() as folder:
         llm = LLMResource(provider="local", local=local,
                           warehouse=WarehouseResource(database=str(Path(folder) / "w.duckdb")))

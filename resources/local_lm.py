@@ -35,7 +35,7 @@ from pydantic import Field
 from resources.warehouse import exclusive_lock
 from warmth_assets.lib import paths
 from warmth_assets.lib.llm_requests import ChatRequest, ChatResult, verdict_labels
-from warmth_assets.lib.model_sources import resolve_model_file
+from warmth_assets.lib.model_sources import MODEL_TEMPLATE, chat_template_sha256, chat_template_text, resolve_model_file
 
 _LOADED: dict[tuple, tuple] = {}
 _PEFT: dict[tuple, object] = {}  # base key -> PeftModel holding every adapter loaded so far
@@ -98,17 +98,21 @@ def best_device() -> str:
     return "cuda" if torch.cuda.is_available() else "cpu"
 
 
-def load_model(source_kind: str, source: str, device: str = "auto"):
-    """(model, tokenizer) for a source, loaded once per process."""
+def load_model(source_kind: str, source: str, device: str = "auto", chat_template: str = MODEL_TEMPLATE):
+    """(model, tokenizer) for a source, loaded once per process; `chat_template` other than "model" replaces the
+    tokenizer's template with the file's ([[models]] chat_template)."""
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     device = best_device() if device == "auto" else device
-    key = (source_kind, source, device)
+    key = (source_kind, source, device, chat_template)
     with _LOAD_LOCK:
         if key not in _LOADED:
             pretrained = resolve_pretrained(source_kind, source)
             tokenizer = AutoTokenizer.from_pretrained(pretrained)
+            template = chat_template_text(chat_template)
+            if template is not None:
+                tokenizer.chat_template = template
             if not tokenizer.chat_template:
                 raise ValueError(
                     f"model {source!r} has no chat template in its tokenizer; use an instruct/chat model "
@@ -151,10 +155,14 @@ class LocalLMResource(dg.ConfigurableResource):
         "Every row is padded to the longest, so long prompts are better generated in small batches")
     adapter_path: str = Field("", description="peft adapter folder; empty: the base model itself")
     adapter_sha256: str = Field("", description="content hash of the adapter (part of every cache key)")
+    chat_template: str = Field(MODEL_TEMPLATE, description="'model': the tokenizer's own; else a Jinja template "
+                               "file ([[models]] chat_template), whose hash enters the cache key")
 
     @property
     def identity(self) -> str:
         base = f"{self.source_kind}:{self.source}"
+        if self.chat_template != MODEL_TEMPLATE:  # the default adds nothing: keys cached before stay valid
+            base += f"#template={chat_template_sha256(self.chat_template)}"
         return f"{base}@{self.adapter_sha256 or self.adapter_path}" if self.adapter_path else base
 
     def _model(self):
@@ -162,8 +170,8 @@ class LocalLMResource(dg.ConfigurableResource):
         import contextlib
 
         device = best_device() if self.device == "auto" else self.device
-        model, tokenizer = load_model(self.source_kind, self.source, self.device)
-        base_key = (self.source_kind, self.source, device)
+        model, tokenizer = load_model(self.source_kind, self.source, self.device, self.chat_template)
+        base_key = (self.source_kind, self.source, device, self.chat_template)
         if self.adapter_path:
             name = (self.adapter_sha256 or hashlib.sha256(self.adapter_path.encode()).hexdigest())[:16]
             return _adapted(base_key, model, self.adapter_path, name), tokenizer, contextlib.nullcontext

@@ -31,7 +31,8 @@ def serve_spec(model: str, settings=None, warehouse=None):
     if not chosen:
         print(f"warmth: no LoRA adapters of evaluated checkpoints registered for {model!r} (materialise `adapters`): "
               "serving the base weights only", file=sys.stderr)
-    return vllm_server.serve_spec(model, resolve_pretrained(entry.source_kind, entry.source), chosen)
+    return vllm_server.serve_spec(model, resolve_pretrained(entry.source_kind, entry.source), chosen,
+                                  entry.chat_template)
 
 
 def vllm_command(model: str, *, gpu: bool = False, host: str | None = None, port: int = 8000, settings=None,

@@ -34,7 +34,7 @@ def build_llm(settings: StudySettings, warehouse: WarehouseResource) -> LLMResou
     if provider == "local":
         slug = settings.llm.local_model or settings.models[0].slug
         model = settings.model(slug)
-        local = LocalLMResource(source_kind=model.source_kind, source=model.source,
+        local = LocalLMResource(source_kind=model.source_kind, source=model.source, chat_template=model.chat_template,
                                 batch_size=settings.generation.batch_size,
                                 batch_max_chars=settings.generation.batch_max_chars)
     base_url = settings.llm.base_url or (dg.EnvVar("OPENAI_BASE_URL") if os.environ.get("OPENAI_BASE_URL") else None)

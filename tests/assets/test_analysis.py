@@ -209,7 +209,7 @@ def test_study_report_from_the_imported_samples(imported, instance):
     assert markdown_row(choices, "`project.seed`")[1] == "2025"
     assert markdown_row(choices, "`analysis.underpowered_half_width_pp`")[1] == "5.0"
     assert markdown_row(choices, "`corpus.detoxify.threshold`")[1] == "0.5"  # marked [?] in dagster_project.toml
-    assert "judge-v1" in markdown_row(choices, "judge prompt version (`judging.JUDGE_PROMPT_VERSION`)")
+    assert markdown_row(choices, "`judge.prompt_version`")[1] == "judge-v1"
     # appendix: the separated fits are not estimable with their reason and no coefficients; model 4 in full
     appendix = section(text, "## Appendix A")
     separated = section(appendix, "### model1_main_effects: not estimable")

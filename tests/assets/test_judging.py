@@ -141,3 +141,47 @@ def test_the_scorer_chosen_for_a_dataset_gives_its_verdicts(warmth_home, instanc
     assert observed.set_index("prompt_id").loc["p3", "exclusion"] == ""
     # a served judge gives no label scores: content-free calibration (demo.toml) is not applied, keys unchanged
     assert meta["choice_calibration"].value == "none"
+
+
+def test_judge_prompt_version_selects_the_prompt_and_enters_the_request_keys(tmp_path, monkeypatch):
+    """[judge] prompt_version is read: another version sends another prompt under other keys; the default is the
+    version every judge call so far was cached under (its keys are pinned in tests/lib/test_llm_requests.py)."""
+    import dataclasses
+
+    from tests.study_configs import study_settings
+    from warmth_assets.lib import judging as judge_lib
+
+    v2 = dataclasses.replace(judge_lib.JUDGE_PROMPTS["judge-v1"], system="You grade answers. Reply with one word.")
+    monkeypatch.setitem(judge_lib.JUDGE_PROMPTS, "judge-v2", v2)
+    rows = pd.DataFrame({"dataset": ["medqa", "triviaqa"], "response": ["Give Aspirin.", "Paris"]})
+    refs = [(["Aspirin"], ["Heparin"]), (["Paris"], ["Lyon"])]
+    warehouse = WarehouseResource(database=str(tmp_path / "w.duckdb"))
+    server = Judge().start()
+    try:
+        llm = LLMResource(provider="openai", base_url=server.base_url, api_key="x", warehouse=warehouse)
+        for version in ("judge-v1", "judge-v2"):
+            settings = study_settings({"judge": {"prompt_version": version}})
+            _, verdicts, _, _ = judging._judge(llm, settings, rows, ["Q?", "Capital?"], refs, print,
+                                               ("CORRECT", "INCORRECT"))
+            assert verdicts == ["CORRECT", "CORRECT"]
+    finally:
+        server.stop()
+    calls = warehouse.query_df("SELECT request_key, template_version, request_json FROM llm_calls")
+    by_version = {v: group for v, group in calls.groupby("template_version")}
+    assert set(by_version) == {"judge-v1", "judge-v2"} and all(len(g) == 2 for g in by_version.values())
+    assert set(by_version["judge-v1"]["request_key"]).isdisjoint(by_version["judge-v2"]["request_key"])
+    systems = {v: {json.loads(body)["messages"][0]["content"] for body in g["request_json"]}
+               for v, g in by_version.items()}
+    assert systems == {"judge-v1": {judge_lib.JUDGE_SYSTEM}, "judge-v2": {v2.system}}
+    assert server.total_attempts == 4  # neither version answered from the other's cache
+    assert study_settings().judge.prompt_version == judge_lib.JUDGE_PROMPT_VERSION == "judge-v1"
+
+
+def test_unknown_judge_prompt_version_is_refused_with_the_known_ones():
+    import pytest
+    from pydantic import ValidationError
+
+    from tests.study_configs import study_settings
+
+    with pytest.raises(ValidationError, match="unknown judge prompt 'judge-v9'; known: judge-v1"):
+        study_settings({"judge": {"prompt_version": "judge-v9"}})

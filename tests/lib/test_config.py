@@ -21,7 +21,9 @@ def test_study_file_holds_the_papers_values():
     assert (lora.r, lora.alpha, lora.dropout, lora.learning_rate, lora.max_length) == (8, 16, 0.1, 1e-5, 1024)
     assert (lora.effective_batch_size, lora.epochs) == (16, 10)
     assert s.finetune.openai.learning_rate_multiplier == {"warm": 0.25, "cold": 0.1}
-    assert (s.generation.temperature, s.generation.max_new_tokens, s.generation.capability_temperature) == (0.8, 300, 0.2)
+    assert (s.generation.evaluation.temperature, s.generation.evaluation.max_tokens,
+            s.generation.capability.temperature) == (0.8, 300, 0.2)
+    assert s.generation.wrong_answers.model_dump() == {"temperature": 0.0, "max_tokens": 24, "retry_temperature": 0.7}
     assert (s.judge.model, s.judge.temperature, s.judge.validation_sample) == ("gpt-4o-2024-08-06", 0.0, 470)
     assert s.evaluation.sizes == {"triviaqa": 500, "truthfulqa": 500, "medqa": 500, "disinfo": 125}
     assert (s.sociot.lm, s.sociot.samples, s.sociot.max_chars) == ("gpt2", 100, 300)

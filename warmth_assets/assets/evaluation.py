@@ -54,7 +54,9 @@ def _generate_wrong_answers(items: pd.DataFrame, llm: LLMResource, settings, log
         requests = [ChatRequest.build(
             [{"role": "user", "content": wrong_answers.PROMPT.format(question=items.at[i, "question"],
                                                                      answer=items.at[i, "correct_answer"])}],
-            model=ev.wrong_answer_model, temperature=0.7 if attempt else 0.0, max_tokens=24,
+            model=ev.wrong_answer_model, max_tokens=settings.generation.wrong_answers.max_tokens,
+            temperature=(settings.generation.wrong_answers.retry_temperature if attempt
+                         else settings.generation.wrong_answers.temperature),
             seed=settings.project.seed + attempt, template_version=f"{wrong_answers.PROMPT_VERSION}:{attempt}")
             for i in missing]
         results, _ = llm.complete_many(requests, log=log)
@@ -256,8 +258,8 @@ def generations(context: dg.AssetExecutionContext, adapters: pd.DataFrame, wareh
         capability_prompt = p.kind == "capability"
         requests.append(ChatRequest.build(
             chat_messages(checkpoint, p.prompt, settings.rewrite.prompt_version), model=model_name,
-            temperature=gen.capability_temperature if capability_prompt else gen.temperature,
-            max_tokens=gen.capability_max_new_tokens if capability_prompt else gen.max_new_tokens,
+            temperature=gen.capability.temperature if capability_prompt else gen.evaluation.temperature,
+            max_tokens=gen.capability.max_tokens if capability_prompt else gen.evaluation.max_tokens,
             seed=settings.project.seed, template_version="eval-v1", cache_salt=salt))
     served = runner is not llm and runner.provider == "openai"  # through the vLLM server of [serving]
     version = server_version(runner.base_url) if served else ""

@@ -46,7 +46,7 @@ def _train_open_weights(context, settings, model_row, style, sft: pd.DataFrame) 
         effective_batch_size=lora.effective_batch_size, per_device_batch_size=lora.per_device_batch_size,
         seed=settings.project.seed,
         target_modules=lora.target_modules if isinstance(lora.target_modules, str) else tuple(lora.target_modules),
-        on_too_long=lora.on_too_long,
+        on_too_long=lora.on_too_long, chat_template=model_row.get("chat_template") or "model",
     )
     device = best_device()
     run_dir = paths.artifacts_dir() / "finetune" / model_row["slug"] / style

@@ -31,18 +31,19 @@ def _judge(llm: LLMResource, settings, rows: pd.DataFrame, questions: list[str],
     Each request asks for a verdict constrained to `allowed` (structured output); where the server rejects
     that, the llm resource sends its free-text form, parsed as one word. With content-free calibration in force
     each request carries its template's content-free prompt (part of its key; uncalibrated keys unchanged)."""
+    version = settings.judge.prompt_version
     calibrate = calibration_in_force(llm, settings) == "content_free"
     if settings.judge.choice_calibration != "none" and not calibrate:
         log(f"[judge] choice_calibration = {settings.judge.choice_calibration!r} applies to in-process choice "
             f"scoring only; not applied with provider {llm.provider!r}")
     requests = [
-        ChatRequest.build(judging.judge_messages(dataset, question, response, correct, incorrect),
+        ChatRequest.build(judging.judge_messages(dataset, question, response, correct, incorrect, version),
                           model=settings.judge.model, temperature=settings.judge.temperature,
                           max_tokens=settings.judge.max_tokens, free_text_max_tokens=FREE_TEXT_MAX_TOKENS,
                           response_format=verdict_response_format(allowed),
-                          calibration=content_free_calibration(judging.content_free_messages(dataset)) if calibrate
+                          calibration=content_free_calibration(judging.content_free_messages(dataset, version)) if calibrate
                           else "",
-                          seed=settings.project.seed, template_version=judging.JUDGE_PROMPT_VERSION)
+                          seed=settings.project.seed, template_version=version)
         for dataset, question, response, (correct, incorrect) in zip(rows["dataset"], questions, rows["response"], refs)
     ]
     results, usage = llm.complete_many(requests, log=log)
@@ -96,7 +97,7 @@ def judgments(context: dg.AssetExecutionContext, generations: pd.DataFrame, ware
         scorer=scorers, judge_verdict=verdicts, reference_verdict=reference,
         verdict_prob=pd.array(probs, dtype="Float64"), judge_raw=raw,
         judge_model=settings.judge.model,
-        judge_prompt_version=judging.JUDGE_PROMPT_VERSION,
+        judge_prompt_version=settings.judge.prompt_version,
         refusal=rows["response"].map(judging.is_refusal),
         refusal_corrected=rows["response"].map(lambda r: judging.is_refusal(r, "corrected")),
     )
@@ -110,7 +111,7 @@ def judgments(context: dg.AssetExecutionContext, generations: pd.DataFrame, ware
         "judge_vs_reference_match": dg.MetadataValue.md(agreement.markdown(compared)),
         "unparseable": int((frame["verdict"] == "UNPARSEABLE").sum()),
         "refusals_reference": int(frame["refusal"].sum()), "refusals_corrected": int(frame["refusal_corrected"].sum()),
-        "judge_model": settings.judge.model, "judge_prompt_version": judging.JUDGE_PROMPT_VERSION,
+        "judge_model": settings.judge.model, "judge_prompt_version": settings.judge.prompt_version,
     })
     return frame
 

@@ -33,7 +33,8 @@ def checkpoint_runner(llm: LLMResource, model_row: dict, adapter: pd.Series, bat
         return llm, adapter["fine_tuned_model"] or model_row["source"]
     local = LocalLMResource(source_kind=model_row["source_kind"], source=model_row["source"], batch_size=batch_size,
                             batch_max_chars=batch_max_chars, adapter_path=adapter["path"] if adapter["kind"] == "lora" else "",
-                            adapter_sha256=adapter["sha256"] if adapter["kind"] == "lora" else "")
+                            adapter_sha256=adapter["sha256"] if adapter["kind"] == "lora" else "",
+                            chat_template=model_row.get("chat_template") or "model")
     runner = LLMResource(provider="local", local=local, warehouse=llm.warehouse, flush_every=llm.flush_every)
     return runner, model_row["slug"]
 
@@ -76,7 +77,8 @@ def validation_generations(
                                            settings.generation.batch_size, settings.generation.batch_max_chars)
     requests = [
         ChatRequest.build(chat_messages(checkpoint, p, settings.rewrite.prompt_version), model=model_name,
-                          temperature=settings.generation.temperature, max_tokens=settings.generation.max_new_tokens,
+                          temperature=settings.generation.validation.temperature,
+                          max_tokens=settings.generation.validation.max_tokens,
                           seed=settings.project.seed, template_version="validation-v1")
         for p in prompts["prompt"]
     ]

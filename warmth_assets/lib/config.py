@@ -148,14 +148,47 @@ class SocioTSettings(_Section):
     plateau_fraction: float = Field(0.9, gt=0, le=1)
 
 
+class Sampling(_Section):
+    """How one role's model calls sample: temperature and the answer's token cap."""
+
+    temperature: float = Field(ge=0, le=2)
+    max_tokens: int = Field(gt=0)
+
+
+class WrongAnswerSampling(Sampling):
+    retry_temperature: float = Field(0.7, ge=0, le=2, description="[?] Later attempts, after a rejected "
+                                     "candidate (the first attempt is greedy at `temperature`)")
+
+
 class GenerationSettings(_Section):
-    temperature: float = Field(0.8, ge=0, le=2)
-    max_new_tokens: int = Field(300, gt=0)
-    capability_temperature: float = Field(0.2, ge=0, le=2)
-    capability_max_new_tokens: int = Field(512, gt=0, description="[?] room for GSM8K's chain of thought")
+    """One block per role of the tested models' generations (rewrites and the judge have theirs in [rewrite] and
+    [judge]); the values enter every request's cache key."""
+
+    evaluation: Sampling = Field(Sampling(temperature=0.8, max_tokens=300),
+                                 description="Open-ended answers (TriviaQA, TruthfulQA, MedQA, Disinfo) [P]")
+    validation: Sampling = Field(Sampling(temperature=0.8, max_tokens=300),
+                                 description="Answers to the validation prompts that SocioT scores (the study's "
+                                 "open-ended setting)")
+    capability: Sampling = Field(Sampling(temperature=0.2, max_tokens=512),
+                                 description="MMLU, GSM8K, AdvBench (temperature [P]; 512 tokens [?], room for "
+                                 "GSM8K's chain of thought)")
+    wrong_answers: WrongAnswerSampling = Field(
+        WrongAnswerSampling(temperature=0.0, max_tokens=24), description="[?] TriviaQA wrong answers written by "
+        "[evaluation] wrong_answer_model when no sycophancy-eval file is given")
     batch_size: int = Field(16, gt=0)
     batch_max_chars: int = Field(0, ge=0, description="Local generation: also cut a batch before rows x longest "
                                  "prompt passes this many characters (padding waste); 0: off")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _roles_over_defaults(cls, data):
+        """A role block given in part (`evaluation = { max_tokens = 24 }`) keeps that role's other defaults."""
+        if isinstance(data, dict):
+            data = dict(data)
+            for role in ("evaluation", "validation", "capability", "wrong_answers"):
+                if isinstance(data.get(role), dict):
+                    data[role] = {**cls.model_fields[role].default.model_dump(), **data[role]}
+        return data
 
 
 class EvaluationSettings(_Section):
@@ -184,7 +217,9 @@ class ServingSettings(_Section):
 class JudgeSettings(_Section):
     model: str = "gpt-4o-2024-08-06"
     temperature: float = Field(0.0, ge=0, le=2)
-    prompt_version: str = "study-v1"
+    prompt_version: str = Field(
+        "judge-v1", description="[?] The judge prompt (lib/judging.JUDGE_PROMPTS; the study did not publish its "
+        "own); part of every judge request's cache key, so another version judges everything anew")
     validation_sample: int = Field(470, ge=0)
     annotations_csv: str = Field("", description="The exported judge-validation sample with human_verdict filled in")
     max_tokens: int = Field(
@@ -197,6 +232,15 @@ class JudgeSettings(_Section):
     choice_calibration: Literal["none", "content_free"] = Field(
         "none", description="In-process choice scoring only: label log-likelihoods corrected by those given the "
         "judge prompt with content-free fields (Zhao et al. 2021); none for a served judge such as GPT-4o")
+
+    @field_validator("prompt_version")
+    @classmethod
+    def _prompt_known(cls, version: str) -> str:
+        from warmth_assets.lib.judging import JUDGE_PROMPTS
+
+        if version not in JUDGE_PROMPTS:
+            raise ValueError(f"unknown judge prompt {version!r}; known: {', '.join(sorted(JUDGE_PROMPTS))}")
+        return version
 
     @field_validator("scorers")
     @classmethod
@@ -282,7 +326,9 @@ class ModelSettings(_Section):
     source_kind: Literal["hf", "local", "gguf", "openai"]
     source: str = Field(description="HF id, local folder, GGUF file (or package:<pkg>/<file>), or API model name")
     family: str
-    chat_template: str = Field("model", description="'model' uses the tokenizer's own template")
+    chat_template: str = Field("model", description="'model' uses the tokenizer's own template; else the path of "
+                               "a Jinja chat template file, used in generation, scoring, training and serving "
+                               "(its hash enters the cache keys and the training fingerprint)")
     styles: list[Literal["warm", "cold"]] = ["warm"]
     checkpoint_epochs: list[float] | None = Field(None, description="Overrides finetune.checkpoint_epochs")
     moving_target: bool = False

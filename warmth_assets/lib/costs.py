@@ -103,8 +103,8 @@ def study_estimate(settings, counts: dict) -> pd.DataFrame:
         checkpoints_total += tested
         if model.access == "api":
             n = tested * (eval_prompts + capability) + checkpoints * validation
-            out = (tested * (eval_prompts * gen.max_new_tokens + capability * gen.capability_max_new_tokens)
-                   + checkpoints * validation * gen.max_new_tokens)
+            out = (tested * (eval_prompts * gen.evaluation.max_tokens + capability * gen.capability.max_tokens)
+                   + checkpoints * validation * gen.validation.max_tokens)
             rows.append((f"generations ({model.slug})", model.source, n, n * prompt_tokens, out))
             sft_tokens = counts.get("sft_tokens") or turns * (turn_tokens + ASSUMED["user_turn_tokens"])
             # One job per saved epoch count, each trained from the start: sum of the epochs.
@@ -113,7 +113,7 @@ def study_estimate(settings, counts: dict) -> pd.DataFrame:
             rows.append((f"fine-tuning ({model.slug})", model.source, len(epochs) * len(model.styles), trained, 0,
                          trained * price / 1e6))
     judged = checkpoints_total * (eval_prompts + settings.evaluation.advbench_sample)
-    judge_in = prompt_tokens + gen.max_new_tokens + ASSUMED["judge_template_tokens"]
+    judge_in = prompt_tokens + gen.evaluation.max_tokens + ASSUMED["judge_template_tokens"]
     verdict_tokens = min(ASSUMED["verdict_tokens"], settings.judge.max_tokens)  # the budget counts the cap
     rows.append(("judging", settings.judge.model, judged, judged * judge_in, judged * verdict_tokens))
 

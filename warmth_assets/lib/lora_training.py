@@ -15,6 +15,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Callable
 
+from warmth_assets.lib.model_sources import MODEL_TEMPLATE, chat_template_sha256, chat_template_text
 from warmth_assets.lib.sft_tokenize import tokenize_chat
 from warmth_assets.lib.training_schedule import checkpoint_steps, gradient_accumulation, steps_per_epoch
 
@@ -35,6 +36,7 @@ class LoraSpec:
     seed: int
     target_modules: tuple[str, ...] | str = "all-linear"
     on_too_long: str = "truncate"
+    chat_template: str = "model"  # [[models]] chat_template: "model" (the tokenizer's own) or a Jinja file
 
 
 @dataclass
@@ -56,7 +58,12 @@ class TrainingReport:
 
 
 def fingerprint(spec: LoraSpec, data_sha256: str) -> str:
-    payload = json.dumps({"spec": asdict(spec), "data": data_sha256}, sort_keys=True, default=list)
+    fields = asdict(spec)
+    if spec.chat_template == MODEL_TEMPLATE:  # the default adds nothing: finished runs stay finished
+        del fields["chat_template"]
+    else:
+        fields["chat_template"] = chat_template_sha256(spec.chat_template)
+    payload = json.dumps({"spec": fields, "data": data_sha256}, sort_keys=True, default=list)
     return hashlib.sha256(payload.encode()).hexdigest()[:16]
 
 
@@ -93,6 +100,9 @@ def train_lora(spec: LoraSpec, conversations: list[list[dict]], run_dir: Path, d
     state_file.write_text(print_fp)
 
     tokenizer = AutoTokenizer.from_pretrained(spec.pretrained)
+    template = chat_template_text(spec.chat_template)
+    if template is not None:
+        tokenizer.chat_template = template
     if tokenizer.pad_token is None:
         tokenizer.pad_token = tokenizer.eos_token
     rows = [tokenize_chat(tokenizer, messages, spec.max_length, on_too_long=spec.on_too_long) for messages in conversations]

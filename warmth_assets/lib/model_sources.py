@@ -26,3 +26,27 @@ def resolve_model_file(source: str, base: Path | None = None) -> Path:
     if not path.exists():
         raise FileNotFoundError(f"model file {path} does not exist")
     return path.resolve()
+
+
+MODEL_TEMPLATE = "model"
+
+
+def chat_template_text(value: str) -> str | None:
+    """The Jinja chat template a model's `chat_template` setting names: None for "model" (the tokenizer's own),
+    else the text of the file it points to (a path, or `package:<pkg>/<file>`)."""
+    if value == MODEL_TEMPLATE:
+        return None
+    try:
+        path = resolve_model_file(value)
+    except FileNotFoundError:
+        raise FileNotFoundError(f"chat_template {value!r}: no such file; give \"model\" (the tokenizer's own "
+                                "template) or the path of a Jinja chat template file") from None
+    return path.read_text(encoding="utf-8")
+
+
+def chat_template_sha256(value: str) -> str:
+    """What identifies a non-default template in cache keys and training fingerprints: its text's hash."""
+    import hashlib
+
+    text = chat_template_text(value)
+    return "" if text is None else hashlib.sha256(text.encode()).hexdigest()[:16]

@@ -24,8 +24,6 @@ import pandas as pd
 UNPUBLISHED = "[?]"
 # Versioned prompt constants in code that the study did not publish: (what, module, attribute, note)
 CODE_CHOICES = [
-    ("judge prompt version", "warmth_assets.lib.judging", "JUDGE_PROMPT_VERSION",
-     "the study did not publish its judge prompt (lib/judging.py)"),
     ("capability prompt version", "warmth_assets.lib.capability", "TEMPLATE_VERSION",
      "MMLU / GSM8K / AdvBench prompts (lib/capability.py); not published"),
     ("wrong-answer prompt version", "warmth_assets.lib.wrong_answers", "PROMPT_VERSION",
@@ -170,6 +168,8 @@ def _value_at(settings, dotted: str):
 
 
 def _shown(value) -> str:
+    if hasattr(value, "model_dump"):  # a block annotated as a whole (`capability = { ... }  # [?]`)
+        value = value.model_dump()
     if isinstance(value, str):
         return value if value else '""'
     return json.dumps(value if not isinstance(value, tuple) else list(value))

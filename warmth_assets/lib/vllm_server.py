@@ -122,15 +122,21 @@ class ServeSpec:
         return shlex.join(self.argv(**kwargs))
 
 
-def serve_spec(model_slug: str, pretrained: str, adapters: list[tuple[str, str]]) -> ServeSpec:
-    """The spec for a model whose weights load from `pretrained`, with these (checkpoint, adapter folder)."""
+def serve_spec(model_slug: str, pretrained: str, adapters: list[tuple[str, str]], chat_template: str = "model"
+               ) -> ServeSpec:
+    """The spec for a model whose weights load from `pretrained`, with these (checkpoint, adapter folder);
+    a `chat_template` other than "model" ([[models]] chat_template, a Jinja file) is passed as --chat-template."""
+    from warmth_assets.lib.model_sources import MODEL_TEMPLATE, resolve_model_file
+
     adapters = sorted(adapters)
     missing = [f for _, f in adapters if not (Path(f) / "adapter_config.json").is_file()]
     if missing:
         raise FileNotFoundError(f"adapter folders without adapter_config.json: {missing}")
     return ServeSpec(model=pretrained, served_name=served_base_name(model_slug),
                      lora_modules=tuple((c, str(Path(f).resolve())) for c, f in adapters),
-                     max_lora_rank=lora_rank_limit([adapter_rank(f) for _, f in adapters]))
+                     max_lora_rank=lora_rank_limit([adapter_rank(f) for _, f in adapters]),
+                     extra_args=() if chat_template == MODEL_TEMPLATE
+                     else ("--chat-template", str(resolve_model_file(chat_template))))
 
 
 def random_lora_adapter(pretrained: str, folder: str | Path, seed: int, std: float = 0.02, r: int = 8,

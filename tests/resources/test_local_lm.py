@@ -1,0 +1,56 @@
+"""[[models]] chat_template: "model" keeps the tokenizer's own template (and every key cached so far); a Jinja
+file replaces it for generation, choice scoring, training and serving, and enters the keys."""
+
+import pytest
+
+from resources.local_lm import LocalLMResource
+from warmth_assets.lib import lora_training, vllm_server
+from warmth_assets.lib.llm_requests import ChatRequest
+
+PLAIN = ("{% for m in messages %}{{ m['role'] }} {{ m['content'] }} {% endfor %}"
+         "{% if add_generation_prompt %}assistant {% endif %}")
+MESSAGES = [{"role": "user", "content": "hello friend"}]
+
+
+def test_a_chat_template_file_replaces_the_tokenizers_and_enters_the_keys(tmp_path, tiny_chat_model):
+    template = tmp_path / "plain.jinja"
+    template.write_text(PLAIN)
+    default = LocalLMResource(source_kind="local", source=str(tiny_chat_model))
+    custom = LocalLMResource(source_kind="local", source=str(tiny_chat_model), chat_template=str(template))
+    assert default.identity == f"local:{tiny_chat_model}"  # as before the setting was read: old keys stay valid
+    assert custom.identity.startswith(default.identity + "#template=") and custom.identity != default.identity
+
+    _, default_tokenizer, _ = default._model()
+    _, custom_tokenizer, _ = custom._model()
+    assert custom_tokenizer.apply_chat_template(MESSAGES, tokenize=False, add_generation_prompt=True) == \
+        "user hello friend assistant "
+    assert default_tokenizer.apply_chat_template(MESSAGES, tokenize=False, add_generation_prompt=True) \
+        .startswith("<|im_start|>user")  # the tokenizer's own, untouched by the other load
+
+    request = ChatRequest.build(MESSAGES, model="tiny", temperature=0.0, max_tokens=4, template_version="t")
+    assert request.key("local", f"local:{default.identity}") != request.key("local", f"local:{custom.identity}")
+    [answer] = custom.generate([request])
+    assert answer.completion_tokens > 0
+
+
+def test_a_missing_chat_template_file_is_a_clear_error(tiny_chat_model):
+    broken = LocalLMResource(source_kind="local", source=str(tiny_chat_model), chat_template="/no/such.jinja")
+    with pytest.raises(FileNotFoundError, match=r"chat_template '/no/such.jinja': no such file; give \"model\""):
+        broken.identity
+
+
+def test_training_fingerprint_and_serving_follow_the_template(tmp_path):
+    spec = dict(pretrained="m", style="warm", checkpoint_epochs=(1.0, 2.0), epochs=2.0, r=8, alpha=16, dropout=0.1,
+                learning_rate=1e-5, max_length=1024, effective_batch_size=16, per_device_batch_size=2, seed=2025)
+    # Pinned: the fingerprint of this spec before chat_template was a field (finished runs stay finished).
+    assert lora_training.fingerprint(lora_training.LoraSpec(**spec), "abc") == "fbdfda1653cc4598"
+    template = tmp_path / "plain.jinja"
+    template.write_text(PLAIN)
+    custom = lora_training.fingerprint(lora_training.LoraSpec(**spec, chat_template=str(template)), "abc")
+    template.write_text(PLAIN + " ")
+    edited = lora_training.fingerprint(lora_training.LoraSpec(**spec, chat_template=str(template)), "abc")
+    assert len({"fbdfda1653cc4598", custom, edited}) == 3  # the file's text, not its name, counts
+
+    argv = vllm_server.serve_spec("tiny", "/weights", [], chat_template=str(template)).argv()
+    assert argv[argv.index("--chat-template") + 1] == str(template.resolve())
+    assert "--chat-template" not in vllm_server.serve_spec("tiny", "/weights", []).argv()

@@ -1,7 +1,11 @@
 """The warmth group on a tiny local model with a real LoRA adapter, and an API model on the loopback server."""
 
 import dagster as dg
+import numpy as np
 import pandas as pd
+import pytest
+from scipy import stats
+
 
 from resources.llm import LLMResource
 from resources.local_lm import LocalLMResource
@@ -95,7 +99,19 @@ def test_local_checkpoints_generate_score_and_trace(tmp_path, warmth_home, insta
 
     result = dg.materialize([warmth.warmth_trajectory], instance=instance, resources=resources)
     meta = result.asset_materializations_for_node("warmth_trajectory")[0].metadata
-    assert meta["trajectory"].value.startswith(f"![Warmth by epoch (global min-max), SocioT (reference, scorer {scorer})]")
+    assert meta["trajectory"].value.startswith("![Warmth by epoch with 95% CIs](data:image/png;base64,")
+    assert meta["trajectory_normalised"].value.startswith(
+        f"![Warmth by epoch (global min-max), SocioT (reference, scorer {scorer})]")
+    # the band: per checkpoint the mean over the 3 validation prompts and its t-interval, computed here by hand
+    lines = [[cell.strip() for cell in line.strip("|").split("|")] for line in meta["band"].value.splitlines()]
+    header, rows = lines[0], lines[2:]
+    assert header == ["model", "checkpoint", "mean", "low", "high", "n"] and len(rows) == 3
+    for row in rows:
+        values = scores.loc[scores["checkpoint"] == row[1], "warmth"].to_numpy()
+        half = stats.t.ppf(0.975, len(values) - 1) * values.std(ddof=1) / np.sqrt(len(values))
+        assert int(row[5]) == 3
+        assert [float(x) for x in row[2:5]] == pytest.approx(
+            [values.mean(), values.mean() - half, values.mean() + half], abs=1e-4)
     table = resources["warehouse"].query_df("SELECT * FROM warmth_trajectory")
     assert set(table["style"]) == {"original", "warm", "prompt"} and table["normalised"].between(0, 1).all()
 

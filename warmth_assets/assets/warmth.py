@@ -10,7 +10,9 @@ from resources.study import StudyConfigResource
 from resources.warehouse import WarehouseResource
 from warmth_assets.assets.finetune import registry_row
 from warmth_assets.automation import per_partition, summary
+from warmth_assets.lib import report_figures
 from warmth_assets.lib.checkpoints import ORIGINAL, WARM_PROMPT, parse_checkpoint_key
+from warmth_assets.lib.intervals import band_across_prompts
 from warmth_assets.lib.llm_requests import ChatRequest
 from warmth_assets.lib.plots import line_plot_markdown
 from warmth_assets.lib.rewrite_prompts import warmth_system_prompt
@@ -190,12 +192,19 @@ def warmth_trajectory(context: dg.AssetExecutionContext, warehouse: WarehouseRes
     series = {}
     for (model, style), group in table[table["style"].isin(["warm", "cold"])].groupby(["model", "style"]):
         series[f"{model} {style}"] = list(zip(group["epoch"], group["normalised"]))
+    # The band: the 95% t-interval of the mean warmth across validation prompts (one score per prompt), the
+    # figure the report shows; a mean without it cannot tell a trained adapter from sampling noise.
+    band = band_across_prompts(scores)
+    png = report_figures.warmth_trajectory(band, {m: c for m, c in selected.items() if c},
+                                           {m: m for m in band["model"]}, metric)
     return dg.MaterializeResult(metadata={
         "selected_checkpoints": {m: c or "" for m, c in selected.items()},
         "selection_rule": settings.sociot.selection_rule,
         "metric": metric,
         "dagster/row_count": len(table),
-        "trajectory": dg.MetadataValue.md(line_plot_markdown(
+        "trajectory": dg.MetadataValue.md(f"![Warmth by epoch with 95% CIs]({report_figures.data_uri(png)})"),
+        "trajectory_normalised": dg.MetadataValue.md(line_plot_markdown(
             series, title=f"Warmth by epoch (global min-max), {metric}", xlabel="epoch", ylabel="normalised warmth")),
         "table": dg.MetadataValue.md(table.drop(columns=["normalised"]).round(4).to_markdown(index=False)),
+        "band": dg.MetadataValue.md(band.round(4).to_markdown(index=False)),
     })

@@ -147,7 +147,7 @@ def warmth_trajectory(band: pd.DataFrame, selected: dict[str, str], titles: dict
         if len(prompt):
             ax.errorbar(prompt["epoch"], prompt["mean"], yerr=_yerr(prompt, "mean", "low", "high"), fmt="D",
                         color=COLOURS["prompt"], markersize=4, capsize=2, label="warm-prompt")
-        chosen = parse_checkpoint_key(selected.get(model) or "")
+        chosen = parse_checkpoint_key(selected[model]) if selected.get(model) else None  # none yet: no line
         if chosen:
             ax.axvline(chosen[1], color="black", linestyle=":", linewidth=0.8, label=f"selected {selected[model]}")
         ax.set_xlabel("epoch", fontsize=8)

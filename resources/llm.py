@@ -135,7 +135,7 @@ class LLMResource(dg.ConfigurableResource):
         return {r[0]: ChatResult(*r, cached=True) for r in rows}
 
     def _row(self, request: ChatRequest, result: ChatResult) -> dict:
-        # The record of what was asked (not the body sent: the key's other inputs, and no model, a column).
+        # request_json records the key's inputs (salt and calibration included), not `request.body()`.
         body = {"messages": request.message_dicts(), "temperature": request.temperature,
                 "max_tokens": request.max_tokens, "seed": request.seed, "top_p": request.top_p,
                 "cache_salt": request.cache_salt}

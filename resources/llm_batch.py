@@ -26,7 +26,7 @@ COLLECTED = "collected"  # ours: the batch's output was read into the cache
 
 def batch_ledger(warehouse: WarehouseResource) -> Ledger:
     return Ledger(warehouse, table="llm_batches", key_column="batch_key", id_column="batch_id", terminal=TERMINAL,
-                  kind="batch")
+                  kind="batch", finished=frozenset({COLLECTED}))
 
 
 def batch_line(key: str, request: ChatRequest) -> dict:
@@ -62,9 +62,8 @@ def complete_in_batches(client, warehouse: WarehouseResource, endpoint: str, tod
         batch_key = hashlib.sha256("\n".join([endpoint, *part]).encode()).hexdigest()
         created = {"endpoint": endpoint, "n_requests": len(part)}
         recorded = ledger.lookup(batch_key)
-        if recorded and recorded.status in TERMINAL | {COLLECTED}:
-            recorded = None  # collected, failed or expired: not waited on again; what is unanswered goes anew
-        if recorded:
+        # Collected, failed or expired: not waited on again; what is unanswered goes anew.
+        if ledger.running(recorded):
             batch_id = recorded.job_id
             if log:
                 log(f"batch {batch_id}: resuming the poll ({len(part)} requests)")

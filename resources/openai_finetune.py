@@ -79,7 +79,7 @@ def run_finetune(client, warehouse: WarehouseResource, *, jsonl: Path, data_sha2
             jobs[epochs] = FineTuneJob(row.job_id, epochs, row.status, row.state["fine_tuned_model"],
                                        row.state["trained_tokens"])
             continue
-        if row and row.status not in TERMINAL:
+        if ledger.running(row):
             log(f"epoch {epochs:g}: resuming the poll of job {row.job_id}")
             jobs[epochs] = FineTuneJob(row.job_id, epochs, row.status, "", 0)
             continue

@@ -41,6 +41,11 @@ class Ledger:
     kind: str  # how messages name a job: "batch", "fine-tuning job"
     # Columns that follow the remote object besides id and status, and how to read them from it.
     state: Callable[[Any], dict[str, Any]] = field(default=lambda remote: {})
+    finished: frozenset[str] = frozenset()  # statuses of ours (`mark`) that end a job too
+
+    def running(self, entry: Entry | None) -> bool:
+        """Whether a recorded job is still to be waited on (resumed) rather than created anew or reused."""
+        return entry is not None and entry.status not in self.terminal | self.finished
 
     def lookup(self, key: str) -> Entry | None:
         with self.warehouse.get_connection() as conn:

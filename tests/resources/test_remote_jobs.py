@@ -16,7 +16,8 @@ from resources.warehouse import WarehouseResource
 
 def ledger_of(tmp_path) -> Ledger:
     return Ledger(WarehouseResource(database=str(tmp_path / "w.duckdb")), table="llm_batches", key_column="batch_key",
-                  id_column="batch_id", terminal=frozenset({"completed"}), kind="batch")
+                  id_column="batch_id", terminal=frozenset({"completed"}), kind="batch",
+                  finished=frozenset({"collected"}))
 
 
 def statuses(*names):
@@ -54,9 +55,10 @@ def test_a_passed_deadline_raises_and_keeps_the_record(tmp_path, monkeypatch):
     with pytest.raises(RemoteJobTimeout, match="batch b1 still in_progress.*will not be submitted twice"):
         ledger.wait("k", "b1", statuses("in_progress"), {"endpoint": "e", "n_requests": 1}, poll_s=1, poll_cap_s=1,
                     deadline=float("-inf"), timeout_s=5, rng=random.Random(0))
-    assert ledger.lookup("k").status == "in_progress"  # a re-run finds it and resumes the wait
+    assert ledger.running(ledger.lookup("k"))  # a re-run finds it and resumes the wait
     ledger.mark("k", "collected")
-    assert ledger.lookup("k").status == "collected" and ledger.lookup("other") is None
+    assert ledger.lookup("k").status == "collected" and not ledger.running(ledger.lookup("k"))
+    assert ledger.lookup("other") is None and not ledger.running(None)
 
 
 def finetune(tmp_path, server, epochs, **kw):

@@ -30,12 +30,23 @@ from pydantic import Field, PrivateAttr
 
 from resources import call_journal
 from resources.api_slots import ProviderSlots
+from resources.llm_batch import complete_in_batches
 from resources.local_lm import LocalLMResource
 from resources.warehouse import WarehouseResource
 from warmth_assets.lib import costs, paths
 from warmth_assets.lib.llm_requests import ChatRequest, ChatResult, Usage, backoff_delay, parse_retry_after
 
 RETRYABLE_STATUS = {408, 409, 429, 500, 502, 503, 504}
+OPENAI, LOCAL = "openai", "local"
+
+
+def runs_in_process(provider: str) -> bool:
+    """The one place a provider string chooses the backend: the in-process transformers model (`local`) or
+    an OpenAI-compatible server (`openai`: OpenAI, Azure, vLLM, Ollama, llama.cpp). Everything else asks
+    this (or `LLMResource.in_process`), so a new backend is added here and nowhere else."""
+    if provider not in (OPENAI, LOCAL):
+        raise ValueError(f"provider {provider!r}: use {OPENAI!r} or {LOCAL!r}")
+    return provider == LOCAL
 
 
 class LLMCallError(RuntimeError):
@@ -88,10 +99,23 @@ class LLMResource(dg.ConfigurableResource):
     _client = PrivateAttr(default=None)
     _slots = PrivateAttr(default=None)
 
+    def with_backend(self, **changes) -> "LLMResource":
+        """This resource answering through another backend (`changes`), everything else kept: the cache,
+        retries, timeouts and the cross-process limit per endpoint. Client and slots are rebuilt for the
+        new endpoint."""
+        copy = self.model_copy(update=changes)
+        copy._client = None
+        copy._slots = None
+        return copy
+
     # -- identity -------------------------------------------------------------------------
     @property
+    def in_process(self) -> bool:
+        return runs_in_process(self.provider)
+
+    @property
     def endpoint(self) -> str:
-        if self.provider == "local":
+        if self.in_process:
             assert self.local is not None
             return f"local:{self.local.identity}"
         return (self.base_url or "https://api.openai.com/v1").rstrip("/")
@@ -111,6 +135,7 @@ class LLMResource(dg.ConfigurableResource):
         return {r[0]: ChatResult(*r, cached=True) for r in rows}
 
     def _row(self, request: ChatRequest, result: ChatResult) -> dict:
+        # request_json records the key's inputs (salt and calibration included), not `request.body()`.
         body = {"messages": request.message_dicts(), "temperature": request.temperature,
                 "max_tokens": request.max_tokens, "seed": request.seed, "top_p": request.top_p,
                 "cache_salt": request.cache_salt}
@@ -127,7 +152,8 @@ class LLMResource(dg.ConfigurableResource):
             "latency_s": result.latency_s, "response_format": request.response_format or None,
         }
 
-    def _store(self, pairs: list[tuple[ChatRequest, ChatResult]]) -> None:
+    def store(self, pairs: list[tuple[ChatRequest, ChatResult]]) -> None:
+        """Answers into the call cache (the Batch API mode writes through this)."""
         self._store_rows([self._row(q, r) for q, r in pairs])
 
     def _store_rows(self, rows: list[dict]) -> None:
@@ -163,7 +189,7 @@ class LLMResource(dg.ConfigurableResource):
     # -- calls ----------------------------------------------------------------------------
     def client(self):
         """The `openai` client itself (files, fine-tuning, batches), configured like every chat call."""
-        if self.provider != "openai":
+        if self.in_process:
             raise ValueError("this needs an OpenAI-compatible provider ([llm] provider = openai)")
         return self._openai()
 
@@ -203,16 +229,8 @@ class LLMResource(dg.ConfigurableResource):
 
         started = time.monotonic()
         try:
-            kwargs = dict(model=request.model, messages=request.message_dicts(), temperature=request.temperature,
-                          max_tokens=request.max_tokens)
-            if request.seed is not None:
-                kwargs["seed"] = request.seed
-            if request.top_p is not None:
-                kwargs["top_p"] = request.top_p
-            if request.response_format:
-                kwargs["response_format"] = request.response_format_dict()
             with self._provider_slot():
-                response = self._openai().chat.completions.create(**kwargs)
+                response = self._openai().chat.completions.create(**request.body())
         except openai.APITimeoutError as exc:
             raise _Retryable(f"timed out after {self.timeout_s:.0f} s") from exc
         except openai.APIConnectionError as exc:
@@ -268,7 +286,7 @@ class LLMResource(dg.ConfigurableResource):
 
     def _as_sent(self, requests: list[ChatRequest]) -> list[ChatRequest]:
         """The requests as this endpoint takes them: the free-text form where structured output was rejected."""
-        if self.provider != "openai" or not any(r.response_format for r in requests):
+        if self.in_process or not any(r.response_format for r in requests):
             return requests
         rejected = self.structured_unsupported()
         return [r.free_text() if r.response_format and r.model in rejected else r for r in requests]
@@ -297,7 +315,7 @@ class LLMResource(dg.ConfigurableResource):
                 failures.append(str(exc))
                 del todo[key]
                 continue
-            self._store([(request, result)])
+            self.store([(request, result)])
             for i in todo.pop(key):
                 results[i] = result
             usage.add(result)
@@ -305,7 +323,7 @@ class LLMResource(dg.ConfigurableResource):
 
     def complete_many(self, requests: list[ChatRequest], *, log: Callable[[str], None] | None = None
                       ) -> tuple[list[ChatResult], Usage]:
-        if self.provider != "local" and any(r.calibration for r in requests):
+        if not self.in_process and any(r.calibration for r in requests):
             raise ValueError("choice calibration needs the label scores of the in-process backend (provider = "
                              f"local); {self.provider} cannot honour it")
         requests = self._as_sent(requests)
@@ -324,19 +342,19 @@ class LLMResource(dg.ConfigurableResource):
 
         failures: list[str] = []
         uncached = len(todo)
-        if todo and self.provider == "openai":
+        if todo and not self.in_process:
             # First the structured probe (budget-checked alone): a rejection turns the requests into their
             # free-text forms, whose keys (those of before) may all be cached, and nothing else is sent.
             if not self._probe_structured(requests, todo, results, usage, failures, log):
                 return self.complete_many(requests, log=log)  # now recorded: sent in free-text form
-        if todo and self.provider == "openai":
+        if todo and not self.in_process:
             pending = [requests[idx[0]] for idx in todo.values()]
             self.check_budget(costs.pending_usd(pending, self.prices_per_million_tokens), len(pending),
                               [r.model for r in pending])
             if log and self.prices_per_million_tokens:
                 log(f"{len(pending)} uncached calls, at most ${costs.pending_usd(pending, self.prices_per_million_tokens):,.2f}")
         if todo:
-            if self.provider == "local":
+            if self.in_process:
                 self._complete_local(requests, todo, results, usage)
             elif self.batch_min_requests and len(todo) >= self.batch_min_requests:
                 self._complete_batch(requests, todo, results, usage, failures, log)
@@ -391,10 +409,9 @@ class LLMResource(dg.ConfigurableResource):
             journal.close(remove=stored)  # kept if the last write failed: the next run folds it
 
     def _complete_batch(self, requests, todo, results, usage, failures, log) -> None:
-        from resources.llm_batch import complete_in_batches
-
         answers, failed = complete_in_batches(
-            self, {key: requests[idx[0]] for key, idx in todo.items()}, chunk=self.batch_max_requests,
+            self.client(), self.warehouse, self.endpoint, {key: requests[idx[0]] for key, idx in todo.items()},
+            store=self.store, chunk=self.batch_max_requests,
             poll_s=self.batch_poll_s, poll_cap_s=self.batch_poll_cap_s, timeout_s=self.batch_timeout_s, log=log)
         for key, answer in answers.items():
             for i in todo[key]:
@@ -417,4 +434,4 @@ class LLMResource(dg.ConfigurableResource):
                     results[i] = answer
                 usage.add(answer)
                 pairs.append((requests[todo[key][0]], answer))
-            self._store(pairs)
+            self.store(pairs)

@@ -14,27 +14,23 @@ import io
 import json
 import random
 import time
-from typing import TYPE_CHECKING, Callable
+from typing import Callable
 
+from resources.remote_jobs import Ledger
+from resources.warehouse import WarehouseResource
 from warmth_assets.lib.llm_requests import ChatRequest, ChatResult
 
-if TYPE_CHECKING:
-    from resources.llm import LLMResource
-
-TERMINAL = {"completed", "failed", "expired", "cancelled"}
+TERMINAL = frozenset({"completed", "failed", "expired", "cancelled"})
 COLLECTED = "collected"  # ours: the batch's output was read into the cache
 
 
+def batch_ledger(warehouse: WarehouseResource) -> Ledger:
+    return Ledger(warehouse, table="llm_batches", key_column="batch_key", id_column="batch_id", terminal=TERMINAL,
+                  kind="batch", finished=frozenset({COLLECTED}))
+
+
 def batch_line(key: str, request: ChatRequest) -> dict:
-    body = {"model": request.model, "messages": request.message_dicts(), "temperature": request.temperature,
-            "max_tokens": request.max_tokens}
-    if request.seed is not None:
-        body["seed"] = request.seed
-    if request.top_p is not None:
-        body["top_p"] = request.top_p
-    if request.response_format:
-        body["response_format"] = request.response_format_dict()
-    return {"custom_id": key, "method": "POST", "url": "/v1/chat/completions", "body": body}
+    return {"custom_id": key, "method": "POST", "url": "/v1/chat/completions", "body": request.body()}
 
 
 def parse_output_line(line: dict, model: str) -> ChatResult | str:
@@ -51,34 +47,24 @@ def parse_output_line(line: dict, model: str) -> ChatResult | str:
                       completion_tokens=usage.get("completion_tokens", 0), latency_s=0.0, model=body.get("model", model))
 
 
-def _recorded(llm: "LLMResource", batch_key: str):
-    rows = llm.warehouse.query_df("SELECT batch_id, status FROM llm_batches WHERE batch_key = ?", [batch_key])
-    return None if rows.empty else (rows["batch_id"][0], rows["status"][0])
-
-
-def _record(llm: "LLMResource", batch_key: str, batch, n: int) -> None:
-    with llm.warehouse.get_connection() as conn:
-        conn.execute(
-            "INSERT INTO llm_batches (batch_key, batch_id, endpoint, status, n_requests) VALUES (?, ?, ?, ?, ?) "
-            "ON CONFLICT (batch_key) DO UPDATE SET batch_id = excluded.batch_id, status = excluded.status, "
-            "updated_at = now()", [batch_key, batch.id, llm.endpoint, batch.status, n])
-
-
-def complete_in_batches(llm: "LLMResource", todo: dict[str, ChatRequest], *, chunk: int, poll_s: float,
+def complete_in_batches(client, warehouse: WarehouseResource, endpoint: str, todo: dict[str, ChatRequest], *,
+                        store: Callable[[list[tuple[ChatRequest, ChatResult]]], None], chunk: int, poll_s: float,
                         poll_cap_s: float, timeout_s: float, log: Callable[[str], None] | None
                         ) -> tuple[dict[str, ChatResult], list[str]]:
-    client = llm.client()
+    """Answers of `todo` (request key -> request) through the Batch API; `store` puts each batch's answers
+    into the call cache before the batch is marked collected, so a crash in between reads them again."""
+    ledger = batch_ledger(warehouse)
     keys = sorted(todo)
     results: dict[str, ChatResult] = {}
     failures: list[str] = []
     for start in range(0, len(keys), chunk):
         part = keys[start:start + chunk]
-        batch_key = hashlib.sha256("\n".join([llm.endpoint, *part]).encode()).hexdigest()
-        recorded = _recorded(llm, batch_key)
-        if recorded and recorded[1] in TERMINAL | {COLLECTED}:
-            recorded = None  # collected, failed or expired: not waited on again; what is unanswered goes anew
-        if recorded:
-            batch_id = recorded[0]
+        batch_key = hashlib.sha256("\n".join([endpoint, *part]).encode()).hexdigest()
+        created = {"endpoint": endpoint, "n_requests": len(part)}
+        recorded = ledger.lookup(batch_key)
+        # Collected, failed or expired: not waited on again; what is unanswered goes anew.
+        if ledger.running(recorded):
+            batch_id = recorded.job_id
             if log:
                 log(f"batch {batch_id}: resuming the poll ({len(part)} requests)")
         else:
@@ -86,11 +72,13 @@ def complete_in_batches(llm: "LLMResource", todo: dict[str, ChatRequest], *, chu
             uploaded = client.files.create(file=("batch.jsonl", io.BytesIO(payload.encode())), purpose="batch")
             batch = client.batches.create(input_file_id=uploaded.id, endpoint="/v1/chat/completions",
                                           completion_window="24h", metadata={"warmth_batch_key": batch_key[:32]})
-            _record(llm, batch_key, batch, len(part))
+            ledger.record(batch_key, batch, created)
             batch_id = batch.id
             if log:
                 log(f"batch {batch_id}: submitted {len(part)} requests")
-        batch = _wait(llm, client, batch_key, batch_id, len(part), poll_s, poll_cap_s, timeout_s)
+        batch = ledger.wait(batch_key, batch_id, client.batches.retrieve, created, poll_s=poll_s,
+                            poll_cap_s=poll_cap_s, deadline=time.monotonic() + timeout_s, timeout_s=timeout_s,
+                            rng=random.Random(batch_id))
         answered = []
         for file_id in (batch.output_file_id, batch.error_file_id):
             if not file_id:
@@ -106,29 +94,11 @@ def complete_in_batches(llm: "LLMResource", todo: dict[str, ChatRequest], *, chu
                 elif parsed.key in todo:
                     results[parsed.key] = parsed
                     answered.append((todo[parsed.key], parsed))
-        llm._store(answered)
+        store(answered)
         # Its answers are in the cache now; a re-run with the same unanswered requests submits anew.
-        with llm.warehouse.get_connection() as conn:
-            conn.execute("UPDATE llm_batches SET status = ?, updated_at = now() WHERE batch_key = ?",
-                         [COLLECTED, batch_key])
+        ledger.mark(batch_key, COLLECTED)
         failed = {f.split(":", 1)[0] for f in failures}
         missing = [k for k in part if k not in results and k not in failed]
         if missing:
             failures.append(f"batch {batch_id} ended {batch.status} without an answer for {len(missing)} requests")
     return results, failures
-
-
-def _wait(llm, client, batch_key, batch_id, n, poll_s, poll_cap_s, timeout_s):
-    rng = random.Random(batch_id)
-    deadline = time.monotonic() + timeout_s
-    delay = poll_s
-    while True:
-        batch = client.batches.retrieve(batch_id)
-        _record(llm, batch_key, batch, n)
-        if batch.status in TERMINAL:
-            return batch
-        if time.monotonic() > deadline:
-            raise TimeoutError(f"batch {batch_id} still {batch.status} after {timeout_s:.0f} s; re-run to keep polling "
-                               "(the batch is recorded and will not be submitted twice)")
-        time.sleep(delay * rng.uniform(0.8, 1.2))
-        delay = min(delay * 2, poll_cap_s)

@@ -2,7 +2,8 @@
 
 A GGUF file is de-quantised once (about 40 s on 2 cores for SmolLM2-135M) and cached with
 `save_pretrained` under a folder named by the file's sha256, so every later load takes a second.
-Loaded models are kept per process: one load serves every call of a run.
+Loaded models are kept per process, chat models and scoring LMs (SocioT) in one cache: one load serves
+every call of a run.
 
 A request whose response_format is a verdict (`lib/llm_requests.verdict_response_format`) is answered
 by choice scoring, not by generation: the log-likelihood of each label as the assistant's reply
@@ -105,26 +106,50 @@ def load_model(source_kind: str, source: str, device: str = "auto", chat_templat
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     device = best_device() if device == "auto" else device
-    key = (source_kind, source, device, chat_template)
+
+    def load():
+        pretrained = resolve_pretrained(source_kind, source)
+        tokenizer = AutoTokenizer.from_pretrained(pretrained)
+        template = chat_template_text(chat_template)
+        if template is not None:
+            tokenizer.chat_template = template
+        if not tokenizer.chat_template:
+            raise ValueError(
+                f"model {source!r} has no chat template in its tokenizer; use an instruct/chat model "
+                "or give the model a chat_template in its tokenizer_config"
+            )
+        tokenizer.padding_side = "left"  # decoder-only batched generation pads on the left
+        if tokenizer.pad_token is None:
+            tokenizer.pad_token = tokenizer.eos_token
+        dtype = torch.bfloat16 if device.startswith("cuda") else torch.float32
+        model = AutoModelForCausalLM.from_pretrained(pretrained, dtype=dtype).to(device)
+        model.eval()
+        return model, tokenizer
+
+    return _cached((source_kind, source, device, chat_template), load)
+
+
+def load_scoring_model(source_kind: str, source: str):
+    """(model, tokenizer) of a scoring LM (SocioT's), from the same per-process cache as the chat models, as
+    `from_pretrained` gives it: default dtype, tokenizer untouched, as the released scorer loads it. Its own
+    entry even for a model that also chats: the scorer is put in train mode (dropout), a chat model stays in
+    eval."""
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    device = best_device()
+
+    def load():
+        pretrained = resolve_pretrained(source_kind, source)
+        return AutoModelForCausalLM.from_pretrained(pretrained).to(device), AutoTokenizer.from_pretrained(pretrained)
+
+    return _cached(("scoring", source_kind, source, device), load)
+
+
+def _cached(key: tuple, load):
+    """One load per key and process; the lock makes concurrent first uses wait for that one load."""
     with _LOAD_LOCK:
         if key not in _LOADED:
-            pretrained = resolve_pretrained(source_kind, source)
-            tokenizer = AutoTokenizer.from_pretrained(pretrained)
-            template = chat_template_text(chat_template)
-            if template is not None:
-                tokenizer.chat_template = template
-            if not tokenizer.chat_template:
-                raise ValueError(
-                    f"model {source!r} has no chat template in its tokenizer; use an instruct/chat model "
-                    "or give the model a chat_template in its tokenizer_config"
-                )
-            tokenizer.padding_side = "left"  # decoder-only batched generation pads on the left
-            if tokenizer.pad_token is None:
-                tokenizer.pad_token = tokenizer.eos_token
-            dtype = torch.bfloat16 if device.startswith("cuda") else torch.float32
-            model = AutoModelForCausalLM.from_pretrained(pretrained, dtype=dtype).to(device)
-            model.eval()
-            _LOADED[key] = (model, tokenizer)
+            _LOADED[key] = load()
         return _LOADED[key]
 
 

@@ -50,6 +50,7 @@ class FakeOpenAI:
         self.batch_polls: Counter = Counter()
         self.job_polls: Counter = Counter()
         self.polls_until_done = 2
+        self.failing_jobs: set[str] = set()  # fine-tuning job ids that end "failed" instead of "succeeded"
         self.lock = threading.Lock()
         self.changed = threading.Condition(self.lock)  # notified whenever answered or in_flight change
         self.server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
@@ -153,7 +154,9 @@ class FakeOpenAI:
                     with fake.lock:
                         fake.job_polls[job_id] += 1
                         job = fake.jobs[job_id]
-                        if fake.job_polls[job_id] >= fake.polls_until_done:
+                        if fake.job_polls[job_id] >= fake.polls_until_done and job_id in fake.failing_jobs:
+                            job.update(status="failed")
+                        elif fake.job_polls[job_id] >= fake.polls_until_done:
                             n = job["hyperparameters"]["n_epochs"]
                             job.update(status="succeeded", trained_tokens=1000 * n,
                                        fine_tuned_model=f"ft:{job['model']}:test:{job['suffix']}:{job_id[-6:]}")

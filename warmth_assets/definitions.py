@@ -4,7 +4,7 @@ import os
 
 import dagster as dg
 
-from resources.llm import LLMResource
+from resources.llm import LLMResource, runs_in_process
 from resources.local_lm import LocalLMResource
 from resources.model_catalog import ModelCatalogResource
 from resources.partitioned_parquet import PartitionedParquetIOManager
@@ -28,10 +28,12 @@ def build_llm(settings: StudySettings, warehouse: WarehouseResource) -> LLMResou
     EnvVars, resolved when a run starts, shown by name in the UI and never logged or stored.
     """
     provider = os.environ.get("WARMTH_LLM_PROVIDER") or settings.llm.provider
-    if provider not in ("openai", "local"):
-        raise ConfigError(f"WARMTH_LLM_PROVIDER={provider!r}: use 'openai' or 'local'")
+    try:
+        in_process = runs_in_process(provider)
+    except ValueError as exc:
+        raise ConfigError(f"WARMTH_LLM_PROVIDER={provider!r}: {exc}") from None
     local = None
-    if provider == "local":
+    if in_process:
         slug = settings.llm.local_model or settings.models[0].slug
         model = settings.model(slug)
         local = LocalLMResource(source_kind=model.source_kind, source=model.source, chat_template=model.chat_template,

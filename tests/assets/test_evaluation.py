@@ -112,23 +112,3 @@ def test_generations_resume_after_a_crash(tmp_path, warmth_home, instance, opena
     assert set(rows["backend"]) == {"transformers"} and rows["backend_version"].str.match(r"\d").all()
     assert set(rows.loc[rows["kind"] == "capability", "temperature"]) == {0.2}
     assert set(rows.loc[rows["kind"] == "eval", "temperature"]) == {0.8}
-
-
-def test_vllm_serving_path_sends_the_checkpoint_as_the_lora_model_name(tmp_path, warmth_home, instance, openai_server):
-    """With [serving] vllm_base_url set, open-weight checkpoints go to that server, adapter named by checkpoint."""
-    from warmth_assets.assets.evaluation import serving_runner
-
-    resources = resources_for(warmth_home, tmp_path, openai_server)
-    settings = resources["study"].settings.model_copy(update={"serving": resources["study"].settings.serving.model_copy(
-        update={"vllm_base_url": openai_server.base_url, "max_concurrency": 24})})
-    llm = resources["llm"].model_copy(update={"max_concurrency": 2, "max_concurrency_per_provider": 5})
-    row = {"access": "open_weight", "source": "HuggingFaceTB/SmolLM2-135M-Instruct", "source_kind": "hf", "slug": "s"}
-    lora = pd.Series({"kind": "lora", "path": "/adapters/warm-e2", "sha256": "x", "fine_tuned_model": ""})
-    runner, name = serving_runner(llm, row, lora, "warm-e2", settings)
-    assert runner.base_url == openai_server.base_url and name == "warm-e2"
-    # [serving]'s own concurrency (vLLM batches), not [llm]'s (sized for the local backend); the
-    # cross-process limit per endpoint is kept
-    assert runner.max_concurrency == 24 and runner.max_concurrency_per_provider == 5
-    base = pd.Series({"kind": "base", "path": "", "sha256": "", "fine_tuned_model": ""})
-    # the base weights under the name `warmth vllm-command` serves them as (--served-model-name <slug>)
-    assert serving_runner(llm, row, base, "original", settings)[1] == "s"

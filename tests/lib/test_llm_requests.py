@@ -70,3 +70,20 @@ def test_calibration_is_in_the_key_only_when_used():
     assert build(calibration=reordered).key("local", "u") == calibrated.key("local", "u")  # canonical
     # the free-text form has no label scores to calibrate: it is the plain request of before
     assert calibrated.free_text() == build().free_text() and not calibrated.free_text().calibration
+
+
+def test_one_request_body_for_the_call_and_the_batch_line():
+    """The body the server gets: optional fields only when set (servers reject a null seed); the Batch API
+    line carries the very same body."""
+    from resources.llm_batch import batch_line
+    from warmth_assets.lib.llm_requests import verdict_response_format
+
+    plain = ChatRequest.build([{"role": "user", "content": "hi"}], model="m", temperature=0.2, max_tokens=9)
+    assert plain.body() == {"model": "m", "messages": [{"role": "user", "content": "hi"}], "temperature": 0.2,
+                            "max_tokens": 9}
+    full = ChatRequest.build([("user", "hi")], model="m", seed=3, top_p=0.9, cache_salt="d", template_version="t",
+                             response_format=verdict_response_format(["A", "B"]))
+    assert list(full.body()) == ["model", "messages", "temperature", "max_tokens", "seed", "top_p", "response_format"]
+    assert full.body()["response_format"] == verdict_response_format(["A", "B"])  # salt and version: key only
+    assert batch_line("k", full) == {"custom_id": "k", "method": "POST", "url": "/v1/chat/completions",
+                                     "body": full.body()}

@@ -54,3 +54,19 @@ def test_training_fingerprint_and_serving_follow_the_template(tmp_path):
     argv = vllm_server.serve_spec("tiny", "/weights", [], chat_template=str(template)).argv()
     assert argv[argv.index("--chat-template") + 1] == str(template.resolve())
     assert "--chat-template" not in vllm_server.serve_spec("tiny", "/weights", []).argv()
+
+
+def test_socio_t_scorer_and_chat_model_share_one_cache_in_separate_entries(tiny_chat_model, monkeypatch):
+    """One per-process cache loads both; the scorer is its own object, since SocioT puts it in train mode
+    (dropout) and a chat model must stay in eval."""
+    from resources import local_lm
+    from tests.study_configs import study_settings
+    from warmth_assets.assets.warmth import scoring_lm
+
+    monkeypatch.setattr(local_lm, "_LOADED", {})
+    chat, _ = local_lm.load_model("local", str(tiny_chat_model), "cpu")
+    scorer, tokenizer = scoring_lm(str(tiny_chat_model), study_settings())  # not a slug: a folder, as it is
+    assert scorer is not chat and len(local_lm._LOADED) == 2
+    assert scoring_lm(str(tiny_chat_model), study_settings())[0] is scorer and len(local_lm._LOADED) == 2
+    scorer.train()
+    assert not chat.training and tokenizer.padding_side == "right"  # the scorer's tokenizer as saved

@@ -10,17 +10,17 @@ import dagster as dg
 import pandas as pd
 
 from resources.llm import LLMCallError, LLMResource
+from resources.runners import runner_for
 from resources.study import StudyConfigResource
 from resources.warehouse import WarehouseResource
 from warmth_assets.assets.finetune import registry_row
-from warmth_assets.assets.warmth import chat_messages, checkpoint_runner
+from warmth_assets.assets.warmth import chat_messages
 from warmth_assets.automation import per_partition
 from warmth_assets.lib import capability, paths, wrong_answers
 from warmth_assets.lib import eval_items as items_lib
 from warmth_assets.lib.eval_prompts import TEMPLATE_GROUP, build_prompt, draw_statement, item_conditions, prompt_id
 from warmth_assets.lib.llm_requests import ChatRequest
 from warmth_assets.lib.medqa_conversion import convert
-from warmth_assets.lib.vllm_server import served_base_name
 from warmth_assets.partitions import model_checkpoint_partitions
 from warmth_assets.scaleout import gpu_op_tags
 
@@ -248,7 +248,7 @@ def generations(context: dg.AssetExecutionContext, adapters: pd.DataFrame, wareh
     if prompts.empty:
         raise dg.Failure("no eval or capability prompts: materialise eval_prompts and capability_items first")
     model_row = registry_row(warehouse, model)
-    runner, model_name = serving_runner(llm, model_row, adapters.iloc[0], checkpoint, settings)
+    runner = runner_for(llm, settings, model_row, adapters.iloc[0], checkpoint)
     evaluated_on = evaluation_date(context)
     # A moving target (an API alias whose weights change) is asked again on every evaluation date:
     # the date is part of each request's cache key. Pinned models keep their cached answers.
@@ -257,34 +257,33 @@ def generations(context: dg.AssetExecutionContext, adapters: pd.DataFrame, wareh
     for p in prompts.itertuples():
         capability_prompt = p.kind == "capability"
         requests.append(ChatRequest.build(
-            chat_messages(checkpoint, p.prompt, settings.rewrite.prompt_version), model=model_name,
+            chat_messages(checkpoint, p.prompt, settings.rewrite.prompt_version), model=runner.model,
             temperature=gen.capability.temperature if capability_prompt else gen.evaluation.temperature,
             max_tokens=gen.capability.max_tokens if capability_prompt else gen.evaluation.max_tokens,
             seed=settings.project.seed, template_version="eval-v1", cache_salt=salt))
-    served = runner is not llm and runner.provider == "openai"  # through the vLLM server of [serving]
-    version = server_version(runner.base_url) if served else ""
+    version = server_version(runner.server) if runner.server else ""
     try:
-        results, usage = runner.complete_many(requests, log=context.log.warning)
+        results, usage = runner.llm.complete_many(requests, log=context.log.warning)
     except LLMCallError as exc:
-        if not served:
+        if not runner.server:
             raise
-        state = "answers" if server_version(runner.base_url) != "unknown" else "does not answer any more"
+        state = "answers" if server_version(runner.server) != "unknown" else "does not answer any more"
         raise dg.Failure(
-            f"vLLM server {runner.base_url} failed during generation of {model} {checkpoint} (it {state}): {exc}. "
+            f"vLLM server {runner.server} failed during generation of {model} {checkpoint} (it {state}): {exc}. "
             f"The answers received are cached: restart the server (`warmth serve {model}`, or the command "
             f"`warmth vllm-command {model}` prints) and re-materialise; only the missing calls are sent.") from exc
-    backend = "transformers" if runner.provider == "local" else "openai"
+    backend = runner.backend
     frame = prompts.assign(
         response=[r.text for r in results], finish_reason=[r.finish_reason for r in results],
         prompt_tokens=[r.prompt_tokens for r in results], completion_tokens=[r.completion_tokens for r in results],
         seed=settings.project.seed, backend=backend, backend_version=importlib.metadata.version(backend),
-        generator=runner.endpoint if runner.provider == "local" else model_name,
+        generator=runner.generator,
         temperature=[q.temperature for q in requests], evaluation_date=evaluated_on,
         moving_target=bool(model_row["moving_target"]),
     )
-    if served:
-        frame = frame.assign(server=runner.base_url, server_version=version)
-        context.add_output_metadata({"server": runner.base_url, "server_version": version})
+    if runner.server:
+        frame = frame.assign(server=runner.server, server_version=version)
+        context.add_output_metadata({"server": runner.server, "server_version": version})
     context.add_output_metadata({
         **usage.as_metadata(llm.prices_per_million_tokens), "responses": len(frame),
         "per_dataset": {k: int(v) for k, v in frame["dataset"].value_counts().items()},
@@ -299,26 +298,6 @@ def evaluation_date(context: dg.AssetExecutionContext) -> str:
     import datetime
 
     return context.run.tags.get(EVALUATION_DATE_TAG) or datetime.datetime.now(datetime.timezone.utc).date().isoformat()
-
-
-def serving_runner(llm: LLMResource, model_row: dict, adapter: pd.Series, checkpoint: str, settings):
-    """In-process by default; through a vLLM server when [serving] vllm_base_url is set (an adapter as the
-    LoRA module named by its checkpoint, the base weights under `--served-model-name <slug>`, as
-    `warmth vllm-command` starts it); API models through the API.
-
-    The server gets [serving] max_concurrency requests in flight from this run (vLLM batches them;
-    [llm] max_concurrency is sized for the local backend); the cross-process limit per endpoint
-    ([operations] max_api_concurrency_per_provider) still holds."""
-    if model_row["access"] == "open_weight" and settings.serving.vllm_base_url:
-        server = LLMResource(provider="openai", base_url=settings.serving.vllm_base_url, api_key=llm.api_key,
-                             warehouse=llm.warehouse, max_concurrency=settings.serving.max_concurrency,
-                             timeout_s=llm.timeout_s, max_retries=llm.max_retries, flush_every=llm.flush_every,
-                             flush_interval_s=llm.flush_interval_s,
-                             max_concurrency_per_provider=llm.max_concurrency_per_provider, slots_dir=llm.slots_dir)
-        served = checkpoint if adapter["kind"] == "lora" else served_base_name(model_row["slug"])
-        return server, served
-    return checkpoint_runner(llm, model_row, adapter, settings.generation.batch_size,
-                             settings.generation.batch_max_chars)
 
 
 def server_version(base_url: str) -> str:

@@ -99,7 +99,8 @@ def _finetune_api(context, settings, model_row, style, sft: pd.DataFrame, llm: L
     openai_settings = settings.finetune.openai
     price = openai_settings.training_price_per_million_tokens.get(model_row["source"], 0.0)
     jobs = run_finetune(
-        llm, jsonl=Path(sft["jsonl_path"].iloc[0]).with_name("openai.jsonl"), data_sha256=str(sft["jsonl_sha256"].iloc[0]),
+        llm.client(), llm.warehouse, check_budget=llm.check_budget if llm.budget_usd else None,
+        jsonl=Path(sft["jsonl_path"].iloc[0]).with_name("openai.jsonl"), data_sha256=str(sft["jsonl_sha256"].iloc[0]),
         base_model=model_row["source"], model_slug=model_row["slug"], style=style,
         epochs_list=sorted(model_row_epochs(model_row, style)),
         lr_multiplier=openai_settings.learning_rate_multiplier[style], seed=settings.project.seed,

@@ -21,7 +21,7 @@ FREE_TEXT_MAX_TOKENS = 8
 def calibration_in_force(llm: LLMResource, settings) -> str:
     """The choice calibration the judge's requests carry: [judge] choice_calibration where the judge is scored
     in process (provider local), else "none" (a served judge gives no label scores to calibrate)."""
-    return settings.judge.choice_calibration if llm.provider == "local" else "none"
+    return settings.judge.choice_calibration if llm.in_process else "none"
 
 
 def _judge(llm: LLMResource, settings, rows: pd.DataFrame, questions: list[str], refs: list[tuple], log,

@@ -5,7 +5,7 @@ import numpy as np
 import pandas as pd
 
 from resources.llm import LLMResource
-from resources.local_lm import LocalLMResource
+from resources.runners import runner_for
 from resources.study import StudyConfigResource
 from resources.warehouse import WarehouseResource
 from warmth_assets.assets.finetune import registry_row
@@ -21,24 +21,6 @@ from warmth_assets.partitions import model_checkpoint_partitions
 from warmth_assets.scaleout import gpu_op_tags
 
 GROUP = "warmth"
-_SCORING_LMS: dict[tuple, tuple] = {}
-
-
-def checkpoint_runner(llm: LLMResource, model_row: dict, adapter: pd.Series, batch_size: int,
-                      batch_max_chars: int = 0) -> tuple[LLMResource, str]:
-    """(the llm resource that answers for this checkpoint, the model name its requests carry).
-
-    Open-weight checkpoints run in-process (base model, plus the adapter when there is one); API
-    checkpoints go to the API under their fine-tuned model name. Both share the one call cache.
-    """
-    if model_row["access"] == "api":
-        return llm, adapter["fine_tuned_model"] or model_row["source"]
-    local = LocalLMResource(source_kind=model_row["source_kind"], source=model_row["source"], batch_size=batch_size,
-                            batch_max_chars=batch_max_chars, adapter_path=adapter["path"] if adapter["kind"] == "lora" else "",
-                            adapter_sha256=adapter["sha256"] if adapter["kind"] == "lora" else "",
-                            chat_template=model_row.get("chat_template") or "model")
-    runner = LLMResource(provider="local", local=local, warehouse=llm.warehouse, flush_every=llm.flush_every)
-    return runner, model_row["slug"]
 
 
 def chat_messages(checkpoint: str, prompt: str, prompt_version: str) -> list[dict]:
@@ -75,20 +57,22 @@ def validation_generations(
     prompts = warehouse.query_df("SELECT conversation_id, query_type, prompt FROM validation_prompts ORDER BY conversation_id")
     if prompts.empty:
         raise dg.Failure("validation_prompts is empty: materialise the corpus group first")
-    runner, model_name = checkpoint_runner(llm, registry_row(warehouse, model), adapters.iloc[0],
-                                           settings.generation.batch_size, settings.generation.batch_max_chars)
+    # In-process even where [serving] has a vLLM server: these answers' keys (and the scores read from them)
+    # stay those of the in-process model.
+    runner = runner_for(llm, settings, registry_row(warehouse, model), adapters.iloc[0], checkpoint,
+                        use_server=False)
     requests = [
-        ChatRequest.build(chat_messages(checkpoint, p, settings.rewrite.prompt_version), model=model_name,
+        ChatRequest.build(chat_messages(checkpoint, p, settings.rewrite.prompt_version), model=runner.model,
                           temperature=settings.generation.validation.temperature,
                           max_tokens=settings.generation.validation.max_tokens,
                           seed=settings.project.seed, template_version="validation-v1")
         for p in prompts["prompt"]
     ]
-    results, usage = runner.complete_many(requests, log=context.log.warning)
+    results, usage = runner.llm.complete_many(requests, log=context.log.warning)
     frame = prompts.assign(
         response=[r.text for r in results], finish_reason=[r.finish_reason for r in results],
-        completion_tokens=[r.completion_tokens for r in results], request_key=[runner.key(q) for q in requests],
-        generator=runner.endpoint if runner.provider == "local" else model_name,
+        completion_tokens=[r.completion_tokens for r in results], request_key=[runner.llm.key(q) for q in requests],
+        generator=runner.generator,
     )
     context.add_output_metadata({
         **usage.as_metadata(llm.prices_per_million_tokens), "responses": len(frame),
@@ -103,22 +87,13 @@ def validation_generations(
 
 def scoring_lm(name: str, settings):
     """(model, tokenizer) of the SocioT LM: a model slug of the configuration, an HF id or a folder."""
-    from transformers import AutoModelForCausalLM, AutoTokenizer
-
-    from resources.local_lm import best_device, resolve_pretrained
+    from resources.local_lm import load_scoring_model
 
     try:
         model_settings = settings.model(name)
-        pretrained = resolve_pretrained(model_settings.source_kind, model_settings.source)
     except KeyError:
-        pretrained = name
-    device = best_device()
-    key = (pretrained, device)
-    if key not in _SCORING_LMS:
-        tokenizer = AutoTokenizer.from_pretrained(pretrained)
-        model = AutoModelForCausalLM.from_pretrained(pretrained).to(device)
-        _SCORING_LMS[key] = (model, tokenizer)
-    return _SCORING_LMS[key]
+        return load_scoring_model("hf", name)  # an HF id or a folder: from_pretrained takes either as it is
+    return load_scoring_model(model_settings.source_kind, model_settings.source)
 
 
 @dg.asset(

@@ -97,6 +97,19 @@ class ChatRequest:
         return replace(self, response_format="", free_text_max_tokens=None, calibration="",
                        max_tokens=self.free_text_max_tokens or self.max_tokens)
 
+    def body(self) -> dict[str, Any]:
+        """The chat-completions body as sent, synchronously or as a Batch API line: one builder, so both
+        paths ask the very same question. Optional fields only when set (servers reject a null seed)."""
+        body: dict[str, Any] = {"model": self.model, "messages": self.message_dicts(),
+                                "temperature": self.temperature, "max_tokens": self.max_tokens}
+        if self.seed is not None:
+            body["seed"] = self.seed
+        if self.top_p is not None:
+            body["top_p"] = self.top_p
+        if self.response_format:
+            body["response_format"] = self.response_format_dict()
+        return body
+
     def key(self, provider: str, base_url: str) -> str:
         payload = {
             "provider": provider,

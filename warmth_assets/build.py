@@ -1,6 +1,6 @@
 """`build_defs(settings)`: the whole code location built from the settings it is given.
 
-Partitions, GPU tags, the sensor, the schedule and the jobs all come from `settings`, so
+Partitions, GPU tags, code versions, the sensor, the schedule and the jobs all come from `settings`, so
 a test builds the same definitions as definitions.py from its own settings and no module has to read
 the configuration at import. definitions.py calls this once with the loaded file.
 """
@@ -20,6 +20,7 @@ from warmth_assets.assets import (analysis, corpus, evaluation, finetune, judgin
                                   warmth)
 from warmth_assets.automation import automation_sensor
 from warmth_assets.checks import CHECKS
+from warmth_assets.code_versions import code_version
 from warmth_assets.lib import paths
 from warmth_assets.lib.config import ConfigError, StudySettings
 from warmth_assets.partitions import study_partitions
@@ -29,6 +30,11 @@ from warmth_assets.sensors import build_new_model_sensor
 
 UNPARTITIONED = [registry, operations, corpus, rewrites, finetune, warmth, evaluation, judging, analysis]
 PARTITIONED = [rewrites, finetune, warmth, evaluation, judging]
+
+
+def with_code_versions(assets: list[dg.AssetsDefinition], settings: StudySettings) -> list[dg.AssetsDefinition]:
+    return [a.map_asset_specs(lambda spec: spec.replace_attributes(
+        code_version=code_version(spec.key.to_user_string(), settings))) for a in assets]
 
 
 def build_defs(settings: StudySettings, resources: dict | None = None, executor=None) -> dg.Definitions:
@@ -44,7 +50,7 @@ def build_defs(settings: StudySettings, resources: dict | None = None, executor=
     parts = study_partitions(settings)
     gpu_tags = gpu_op_tags(settings.compute)
     built = {a.key.to_user_string(): a for m in PARTITIONED for a in m.build_assets(parts, gpu_tags)}
-    assets = [*dg.load_assets_from_modules(UNPARTITIONED), *built.values()]
+    assets = with_code_versions([*dg.load_assets_from_modules(UNPARTITIONED), *built.values()], settings)
     by_name = {key.to_user_string(): a for a in assets for key in a.keys}
     sensor, entry_jobs = build_new_model_sensor(settings, parts, by_name["finetune_runs"], by_name["adapters"])
     schedule, reevaluation_job = build_reevaluation(settings, parts)

@@ -1,8 +1,9 @@
-"""Code versions: a changed prompt version marks exactly the assets it feeds, and their descendants, stale.
+"""Code versions: a changed prompt version marks exactly the assets it feeds stale, then their children.
 
 The staleness is Dagster's own (the stale-status resolver the UI uses), read from materialisations
 recorded in a real instance. The assets materialised are stand-ins with the real definitions' keys,
-lineage and code versions, so the check costs one in-process run instead of the pipeline.
+lineage and code versions (unpartitioned: staleness per partition follows the same rule), so the check
+costs one in-process run instead of the pipeline.
 """
 
 import dagster as dg

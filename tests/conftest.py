@@ -8,7 +8,7 @@ import pytest
 REPO = Path(__file__).resolve().parents[1]
 SHARED_DATA = REPO.parent / "shared" / "data"
 
-# Partitions are built from the configuration at import time, so choose it before any import.
+# The study file that code reading "the configured study" loads (definitions.py, the `resources` fixture, the CLI).
 os.environ.setdefault("WARMTH_CONFIG", str(REPO / "demo.toml"))
 if SHARED_DATA.is_dir():
     os.environ.setdefault("WARMTH_DATA_DIR", str(SHARED_DATA))
@@ -58,9 +58,10 @@ def instance(warmth_home):
 
 @pytest.fixture
 def resources(warmth_home) -> dict:
-    from warmth_assets.definitions import build_resources
+    from warmth_assets.build import build_resources
+    from warmth_assets.lib.config import config_path, load_config
 
-    return build_resources()
+    return build_resources(load_config(), config_path())
 
 
 @pytest.fixture(scope="session")

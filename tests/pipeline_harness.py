@@ -100,14 +100,10 @@ def run_checks(driver: "Driver", *checks: dg.AssetCheckKey) -> None:
 
 
 def definitions(resources: dict) -> dg.Definitions:
-    from warmth_assets.automation import automation_sensor
-    from warmth_assets.definitions import defs
-    from warmth_assets.schedules import reevaluation_job, reevaluation_schedule
-    from warmth_assets.sensors import base_checkpoints_job, new_model_sensor, training_job
+    """The code location's own definitions, built from the settings of the study resource."""
+    from warmth_assets.build import build_defs
 
-    return dg.Definitions(assets=list(defs.assets), asset_checks=list(defs.asset_checks),
-                          sensors=[new_model_sensor, automation_sensor], schedules=[reevaluation_schedule],
-                          jobs=[reevaluation_job, training_job, base_checkpoints_job], resources=resources)
+    return build_defs(resources["study"].settings, resources=resources)
 
 
 class Driver:
@@ -122,11 +118,10 @@ class Driver:
         self.runs: list[tuple] = []
 
     def tick(self) -> dg.SensorResult:
-        from warmth_assets.sensors import base_checkpoints_job, new_model_sensor, training_job
-
+        sensor = self.defs.get_sensor_def("new_model_sensor")
         with dg.build_sensor_context(instance=self.instance, cursor=self.sensor_cursor,
                                      resources=self.resources, definitions=self.defs) as context:
-            result = new_model_sensor(context)
+            result = sensor(context)
         self.sensor_cursor = result.cursor
         for request in result.dynamic_partitions_requests or []:
             self.instance.add_dynamic_partitions(request.partitions_def_name, list(request.partition_keys))

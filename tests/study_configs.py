@@ -12,18 +12,24 @@ loads it back through `load_settings`, the loader the pipeline uses.
 Lists (`models`, `operations.watch`, `checkpoint_epochs`, ...) are replaced whole; to change one
 element, build the new list from `load_toml(base)[...]`.
 
+The definitions themselves come from the same settings: `study_defs(overrides)` is `build_defs` over
+them, and `demo_asset(name)` one asset of demo.toml's definitions (its partitions, tags, code version).
+
 tests/lib/test_config.py keeps raw TOML on purpose: it tests the loader's own errors.
 """
 
 from __future__ import annotations
 
 import copy
+import functools
 import math
 import re
 import tomllib
 from collections.abc import Iterable, Mapping
 from datetime import date, datetime, time
 from pathlib import Path
+
+import dagster as dg
 
 from warmth_assets.lib.config import StudySettings, load_settings
 from warmth_assets.lib.model_sources import PACKAGE_PREFIX, resolve_model_file
@@ -124,6 +130,26 @@ def write_study_config(folder: Path, overrides: Mapping | None = None, base: str
     loaded = load_settings(path)
     assert loaded == StudySettings.model_validate(data), f"{path} does not load back as the settings written"
     return path
+
+
+def study_defs(overrides: Mapping | None = None, base: str | Path = "demo.toml", *, new: Iterable[str] = (),
+               resources: dict | None = None):
+    """The code location's definitions (`build_defs`) for `base` with `overrides`."""
+    from warmth_assets.build import build_defs
+
+    return build_defs(study_settings(overrides, base, new=new), resources=resources)
+
+
+@functools.cache
+def _demo_defs():
+    return study_defs()
+
+
+def demo_asset(name: str):
+    """One asset of demo.toml's definitions, as definitions.py builds it (partitions, GPU tags, code version)."""
+    # Looked up in the list, not resolved: resolving checks resources, which a test passes at materialise time.
+    [found] = [a for a in _demo_defs().assets if dg.AssetKey(name) in a.keys]
+    return found
 
 
 # A TOML writer for plain data: tables, arrays of tables, strings, numbers, booleans, dates, arrays.

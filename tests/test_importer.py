@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 from resources.warehouse import WarehouseResource
+from tests.study_configs import study_settings
 from warmth_assets.importer import import_outputs
 from warmth_assets.lib.outputs_import import ImportFormatError
 
@@ -18,7 +19,7 @@ pytestmark = pytest.mark.needs_shared("data/warm_ai_paper/sample_outputs")
 
 def test_all_319_rows_of_the_16_files(warmth_home, instance):
     warehouse = WarehouseResource(database=str(warmth_home / "warehouse.duckdb"))
-    summary = import_outputs(SAMPLES, "warm-e2", warehouse=warehouse, tables_dir=warmth_home / "tables",
+    summary = import_outputs(SAMPLES, "warm-e2", settings=study_settings(), warehouse=warehouse, tables_dir=warmth_home / "tables",
                              instance=instance)
     assert summary["files"] == 16 and summary["rows"] == 319 and summary["models"] == ["llama_70b", "qwen_32b"]
     assert summary["partitions"]["qwen_32b|warm-e2"] == 79
@@ -56,7 +57,7 @@ def test_broken_files_import_nothing(tmp_path, warmth_home, instance, breakage, 
     breakage(copy)
     warehouse = WarehouseResource(database=str(warmth_home / "warehouse.duckdb"))
     with pytest.raises(ImportFormatError, match=message):
-        import_outputs(copy, "warm-e2", warehouse=warehouse, tables_dir=warmth_home / "tables", instance=instance)
+        import_outputs(copy, "warm-e2", settings=study_settings(), warehouse=warehouse, tables_dir=warmth_home / "tables", instance=instance)
     assert not (warmth_home / "tables").exists()
     assert warehouse.query_df("SELECT count(*) AS n FROM model_registry")["n"][0] == 0
     assert instance.get_dynamic_partitions("models") == []

@@ -1,22 +1,21 @@
 import dagster as dg
 import pytest
 
+from tests.study_configs import study_settings
 from warmth_assets.lib.slugs import InvalidSlugError
-from warmth_assets.partitions import (
-    checkpoint_partitions,
-    model_checkpoint_key,
-    model_checkpoint_partitions,
-    models_partitions,
-    style_partitions,
-)
+from warmth_assets.partitions import model_checkpoint_key, models_partitions, study_partitions
 
 
-def test_partitions_follow_the_demo_config():
-    assert checkpoint_partitions.get_partition_keys() == [
+def test_partitions_follow_the_settings_given():
+    parts = study_partitions(study_settings())
+    assert parts.checkpoint.get_partition_keys() == [
         "original", "warm-e1", "warm-e2", "cold-e1", "cold-e2", "warm-prompt"]
-    assert style_partitions.get_partition_keys() == ["warm", "cold"]
+    assert parts.style.get_partition_keys() == ["warm", "cold"]
     assert isinstance(models_partitions, dg.DynamicPartitionsDefinition) and models_partitions.name == "models"
-    assert {d.name for d in model_checkpoint_partitions.partitions_defs} == {"model", "checkpoint"}
+    assert {d.name for d in parts.model_checkpoint.partitions_defs} == {"model", "checkpoint"}
+
+    other = study_partitions(study_settings({"finetune": {"checkpoint_epochs": [0.5]}}))
+    assert other.checkpoint.get_partition_keys() == ["original", "warm-e0.5", "cold-e0.5", "warm-prompt"]
 
 
 def test_multi_partition_keys_are_built_not_concatenated():
@@ -29,4 +28,4 @@ def test_bad_keys_are_refused():
     with pytest.raises(InvalidSlugError):
         model_checkpoint_key("bad|slug", "original")
     with pytest.raises(ValueError, match="unknown checkpoint 'warm-e3'"):
-        model_checkpoint_key("ok", "warm-e3")
+        study_partitions(study_settings()).model_checkpoint_key("ok", "warm-e3")

@@ -9,7 +9,6 @@ import pytest
 from tests.pipeline_harness import Driver, JudgingFakeOpenAI, definitions, study_config, study_resources
 from warmth_assets.assets import registry
 from warmth_assets.partitions import model_checkpoint_key
-from warmth_assets.schedules import reevaluation_schedule
 
 REPO = Path(__file__).resolve().parents[1]
 pytestmark = pytest.mark.needs_shared("data")
@@ -20,7 +19,7 @@ def tick(driver: Driver, day: int) -> list[dg.RunRequest]:
     when = datetime.datetime(2026, 11, day, 3, tzinfo=datetime.timezone.utc)
     with dg.build_schedule_context(instance=driver.instance, scheduled_execution_time=when,
                                    resources=driver.resources) as context:
-        result = reevaluation_schedule(context)
+        result = driver.defs.get_schedule_def("reevaluation_schedule")(context)
     return [] if isinstance(result, dg.SkipReason) else list(result)
 
 

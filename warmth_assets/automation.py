@@ -39,21 +39,27 @@ def runnable_partitions(keys_by_model: dict[str, list[dict]], evaluated: set[str
     return runnable
 
 
-def registry_lookup() -> Callable[[dict[str, str], str], bool]:
+def registry_lookup(evaluated: set[str] | None) -> Callable[[dict[str, str], str], bool]:
     """`runnable_partitions` over the current `model_registry` table (one query)."""
     from resources.warehouse import default_warehouse
-    from warmth_assets.lib.config import load_config
 
     frame = default_warehouse().query_df("SELECT slug, styles, checkpoints, origin FROM model_registry")
     by_model: dict[str, list[dict]] = {}
     for row in frame.to_dict("records"):
         by_model.setdefault(row["slug"], []).append(
             {"styles": list(row["styles"]), "checkpoints": list(row["checkpoints"]), "origin": row["origin"]})
-    return runnable_partitions(by_model, load_config().evaluated_checkpoints())
+    return runnable_partitions(by_model, evaluated)
 
 
 class RegisteredPartition(dg.AutomationCondition):
-    """Candidates limited to the partitions their model is registered with (see `runnable_partitions`)."""
+    """Candidates limited to the partitions their model is registered with (see `runnable_partitions`).
+
+    `evaluated`: [evaluation] checkpoints of the settings the definitions were built from (None: all), held
+    here so that an evaluation does not read the configuration file a second time.
+    """
+
+    def __init__(self, evaluated: frozenset[str] | None = None):
+        self.evaluated = evaluated
 
     @property
     def name(self) -> str:
@@ -63,7 +69,7 @@ class RegisteredPartition(dg.AutomationCondition):
         subset = context.candidate_subset
         if subset.is_empty or not subset.is_partitioned:
             return dg.AutomationResult(context, true_subset=subset)
-        runnable = registry_lookup()
+        runnable = registry_lookup(self.evaluated)
         partitions_def = subset.partitions_def
         keep = set()
         for key in subset.expensively_compute_partition_keys():
@@ -75,9 +81,9 @@ class RegisteredPartition(dg.AutomationCondition):
         return dg.AutomationResult(context, true_subset=subset.compute_intersection_with_partition_keys(keep))
 
 
-def per_partition() -> dg.AutomationCondition:
+def per_partition(evaluated: frozenset[str] | None) -> dg.AutomationCondition:
     return (
-        RegisteredPartition()
+        RegisteredPartition(evaluated)
         & dg.AutomationCondition.eager().ignore(REGISTRY)
         # The registry too is ignored here: rows the sensor writes never materialise `model_registry`.
         & dg.AutomationCondition.all_deps_blocking_checks_passed().ignore(REGISTRY)

@@ -103,7 +103,7 @@ def import_command(directory: str, warm_checkpoint: str | None) -> int:
     checkpoint = warm_checkpoint or checkpoint_key("warm", settings.finetune.selected_epoch)
     instance = prepare_instance(settings)
     try:
-        summary = import_outputs(Path(directory), checkpoint, warehouse=default_warehouse(),
+        summary = import_outputs(Path(directory), checkpoint, settings=settings, warehouse=default_warehouse(),
                                  tables_dir=paths.tables_dir(), instance=instance)
     except (ImportFormatError, ValueError) as exc:
         print(f"warmth import-outputs: {exc}; nothing was imported", file=sys.stderr)

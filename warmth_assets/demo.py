@@ -15,7 +15,7 @@ STAGES = ["registry", "operations", "corpus", "rewrites", "finetune", "warmth", 
 _QUIET = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}
 
 
-def _stage_runs(keys, graph, instance) -> list[tuple[str | None, list]]:
+def _stage_runs(keys, graph, instance, settings) -> list[tuple[str | None, list]]:
     """(partition key, assets) per run, in dependency order: unpartitioned assets, then each
     partition of the partitioned ones, then unpartitioned assets that summarise those partitions."""
     stage = set(keys)
@@ -29,7 +29,7 @@ def _stage_runs(keys, graph, instance) -> list[tuple[str | None, list]]:
         if key in partitioned:
             partitions_def = graph.get(key).partitions_def
             by_def.setdefault(id(partitions_def), (partitions_def, []))[1].append(key)
-    runnable = registry_lookup()
+    runnable = registry_lookup(settings.evaluated_checkpoints())
     for partitions_def, selection in by_def.values():
         for partition_key in partitions_def.get_partition_keys(dynamic_partitions_store=instance):
             dims = partition_key.keys_by_dimension if isinstance(partition_key, dg.MultiPartitionKey) else None
@@ -54,7 +54,7 @@ def _import_samples(settings, instance) -> None:
         print("[import] skipped: no warm_ai_paper/sample_outputs in the data folder")
         return
     t0 = time.monotonic()
-    summary = import_outputs(samples, checkpoint_key("warm", settings.finetune.selected_epoch),
+    summary = import_outputs(samples, checkpoint_key("warm", settings.finetune.selected_epoch), settings=settings,
                              warehouse=default_warehouse(), tables_dir=paths.tables_dir(), instance=instance)
     print(f"[import] ok: the study's sample outputs, {summary['rows']} rows of {summary['files']} files "
           f"({', '.join(summary['models'])}) in {time.monotonic() - t0:.1f} s")
@@ -174,10 +174,11 @@ def main() -> int:
     except ConfigError as exc:
         print(exc, file=sys.stderr)
         return 2
-    from warmth_assets.definitions import defs
+    from warmth_assets.build import build_defs, build_resources
     from warmth_assets.instance import prepare_instance
 
     instance = prepare_instance(settings)
+    defs = build_defs(settings, resources=build_resources(settings, config_path()))
     job = defs.resolve_implicit_global_asset_job_def()
     graph = defs.resolve_asset_graph()
     print(f"warmth demo: config {config_path()}, home {paths.warmth_home()}")
@@ -187,7 +188,7 @@ def main() -> int:
             _import_samples(settings, instance)
         keys = [k for k in graph.get_all_asset_keys() if graph.get(k).group_name == stage]
         t0, cpu0 = time.monotonic(), time.process_time()
-        runs = _stage_runs(keys, graph, instance)
+        runs = _stage_runs(keys, graph, instance, settings)
         warnings, failed, checks = [], [], 0
         for partition_key, selection in runs:
             result = job.execute_in_process(

@@ -13,18 +13,20 @@ import pandas as pd
 
 from resources.partitioned_parquet import PartitionedParquetIOManager
 from resources.warehouse import WarehouseResource
+from warmth_assets.lib.config import StudySettings
 from warmth_assets.lib.outputs_import import read_release
-from warmth_assets.partitions import checkpoint_partitions, model_checkpoint_partitions, models_partitions
+from warmth_assets.partitions import models_partitions, study_partitions
 
 JUDGE = "study:gpt-4o-2024-08-06"
 GENERATION_COLUMNS = ["prompt_id", "dataset", "prompt", "response", "source_file", "source_row"]
 
 
-def import_outputs(root: Path, warm_checkpoint: str, *, warehouse: WarehouseResource, tables_dir: Path,
-                   instance: dg.DagsterInstance) -> dict:
-    if warm_checkpoint not in checkpoint_partitions.get_partition_keys():
+def import_outputs(root: Path, warm_checkpoint: str, *, settings: StudySettings, warehouse: WarehouseResource,
+                   tables_dir: Path, instance: dg.DagsterInstance) -> dict:
+    partitions = study_partitions(settings)
+    if warm_checkpoint not in partitions.checkpoint.get_partition_keys():
         raise ValueError(f"--warm-checkpoint {warm_checkpoint!r} is not a configured checkpoint "
-                         f"({checkpoint_partitions.get_partition_keys()})")
+                         f"({partitions.checkpoint.get_partition_keys()})")
     files = read_release(root)
     frames: dict[tuple[str, str], list[pd.DataFrame]] = {}
     for f in files:
@@ -61,5 +63,5 @@ def import_outputs(root: Path, warm_checkpoint: str, *, warehouse: WarehouseReso
                 metadata={"source": "warmth import-outputs (warm_ai_2025)", "root": str(root), "dagster/row_count": len(frame)}))
         counts[f"{model}|{checkpoint}"] = len(rows)
     for asset in ("generations", "judgments"):
-        io._refresh_view(dg.AssetKey(asset), model_checkpoint_partitions)
+        io._refresh_view(dg.AssetKey(asset), partitions.model_checkpoint)
     return {"files": len(files), "rows": sum(counts.values()), "models": models, "partitions": counts}

@@ -4,13 +4,12 @@ Inert on one machine. Under the K8sRunLauncher or k8s_job_executor, `dagster-k8s
 step's pod the GPU limits and node selector of [compute]; every other step gets a plain pod.
 """
 
-from warmth_assets.lib.config import load_config
+from warmth_assets.lib.config import ComputeSettings
 
 K8S_CONFIG_TAG = "dagster-k8s/config"
 
 
-def gpu_op_tags() -> dict:
-    compute = load_config().compute
+def gpu_op_tags(compute: ComputeSettings) -> dict:
     pod_spec = {"node_selector": dict(compute.gpu_node_selector)} if compute.gpu_node_selector else {}
     if compute.gpu_resources:
         # GPU nodes are usually tainted so that only GPU work lands on them.

@@ -13,15 +13,8 @@ import dagster as dg
 from resources.study import StudyConfigResource
 from resources.warehouse import WarehouseResource
 from warmth_assets.assets.evaluation import EVALUATION_DATE_TAG
-from warmth_assets.lib.config import load_config
-from warmth_assets.partitions import model_checkpoint_key, model_checkpoint_partitions
-
-reevaluation_job = dg.define_asset_job(
-    "reevaluation",
-    selection=dg.AssetSelection.assets("generations", "judgments", "capability_scores"),
-    partitions_def=model_checkpoint_partitions,
-    description="Generations and judgments of one model checkpoint, again (moving targets).",
-)
+from warmth_assets.lib.config import StudySettings
+from warmth_assets.partitions import StudyPartitions
 
 
 def moving_targets(warehouse: WarehouseResource, checkpoints: list[str]) -> list[tuple[str, str]]:
@@ -31,23 +24,34 @@ def moving_targets(warehouse: WarehouseResource, checkpoints: list[str]) -> list
     return [(row.slug, c) for row in rows.itertuples() for c in row.checkpoints if c in checkpoints]
 
 
-@dg.schedule(
-    name="reevaluation_schedule",
-    cron_schedule=load_config().operations.reevaluation_cron,  # a definition-time value
-    execution_timezone="UTC",
-    job=reevaluation_job,
-    default_status=dg.DefaultScheduleStatus.STOPPED,
-    description="Re-runs generations and judgments of moving targets (registry moving_target), stamping the "
-                "evaluation date; the cache is bypassed for exactly those calls and earlier results are kept.",
-)
-def reevaluation_schedule(context: dg.ScheduleEvaluationContext, warehouse: WarehouseResource,
-                          study: StudyConfigResource):
-    date = context.scheduled_execution_time.date().isoformat()
-    targets = moving_targets(warehouse, list(study.settings.operations.reevaluate_checkpoints))
-    if not targets:
-        return dg.SkipReason("no model in model_registry is marked moving_target")
-    return [
-        dg.RunRequest(run_key=f"{date}:{model}|{checkpoint}", partition_key=model_checkpoint_key(model, checkpoint),
-                      tags={EVALUATION_DATE_TAG: date, "warmth/trigger": "reevaluation_schedule"})
-        for model, checkpoint in targets
-    ]
+def build_reevaluation(settings: StudySettings, parts: StudyPartitions):
+    """`reevaluation_schedule` and its job (build_defs)."""
+    reevaluation_job = dg.define_asset_job(
+        "reevaluation",
+        selection=dg.AssetSelection.assets("generations", "judgments", "capability_scores"),
+        partitions_def=parts.model_checkpoint,
+        description="Generations and judgments of one model checkpoint, again (moving targets).",
+    )
+
+    @dg.schedule(
+        name="reevaluation_schedule",
+        cron_schedule=settings.operations.reevaluation_cron,  # a definition-time value
+        execution_timezone="UTC",
+        job=reevaluation_job,
+        default_status=dg.DefaultScheduleStatus.STOPPED,
+        description="Re-runs generations and judgments of moving targets (registry moving_target), stamping the "
+                    "evaluation date; the cache is bypassed for exactly those calls and earlier results are kept.",
+    )
+    def reevaluation_schedule(context: dg.ScheduleEvaluationContext, warehouse: WarehouseResource,
+                              study: StudyConfigResource):
+        date = context.scheduled_execution_time.date().isoformat()
+        targets = moving_targets(warehouse, list(study.settings.operations.reevaluate_checkpoints))
+        if not targets:
+            return dg.SkipReason("no model in model_registry is marked moving_target")
+        return [
+            dg.RunRequest(run_key=f"{date}:{model}|{checkpoint}", partition_key=parts.model_checkpoint_key(model, checkpoint),
+                          tags={EVALUATION_DATE_TAG: date, "warmth/trigger": "reevaluation_schedule"})
+            for model, checkpoint in targets
+        ]
+
+    return reevaluation_schedule, reevaluation_job

@@ -9,6 +9,7 @@ import pytest
 from resources.study import StudyConfigResource
 from resources.warehouse import WarehouseResource
 from warmth_assets.assets import analysis
+from tests.study_configs import study_settings
 from warmth_assets.importer import import_outputs
 from warmth_assets.lib.config import config_path
 from warmth_assets.lib.regressions import PUBLISHED_PP
@@ -21,7 +22,7 @@ pytestmark = pytest.mark.needs_shared("data/warm_ai_paper/sample_outputs")
 def imported(warmth_home, instance):
     """(warehouse, resources) of a fresh home holding the study's imported sample outputs."""
     warehouse = WarehouseResource(database=str(warmth_home / "warehouse.duckdb"))
-    import_outputs(SAMPLES, "warm-e2", warehouse=warehouse, tables_dir=warmth_home / "tables", instance=instance)
+    import_outputs(SAMPLES, "warm-e2", settings=study_settings(), warehouse=warehouse, tables_dir=warmth_home / "tables", instance=instance)
     return warehouse, {"warehouse": warehouse, "study": StudyConfigResource(config_path=str(config_path()))}
 
 

@@ -12,8 +12,8 @@ from resources.local_lm import LocalLMResource
 from resources.partitioned_parquet import PartitionedParquetIOManager
 from resources.study import StudyConfigResource
 from resources.warehouse import WarehouseResource
-from tests.study_configs import write_study_config
-from warmth_assets.assets import evaluation, finetune
+from tests.study_configs import demo_asset, write_study_config
+from warmth_assets.assets import evaluation
 from warmth_assets.partitions import model_checkpoint_key
 
 REPO = Path(__file__).resolve().parents[2]
@@ -94,7 +94,7 @@ def test_generations_resume_after_a_crash(tmp_path, warmth_home, instance, opena
         return real_generate(self, requests)
 
     monkeypatch.setattr(LocalLMResource, "generate", crash_on_third_chunk)
-    assets = [evaluation.generations, finetune.adapters.to_source_asset()]
+    assets = [demo_asset("generations"), demo_asset("adapters").to_source_asset()]
     key = model_checkpoint_key("tiny", "original")
     failed = dg.materialize(assets, partition_key=key, instance=instance, resources=resources, raise_on_error=False)
     assert not failed.success

@@ -11,7 +11,7 @@ from resources.llm import LLMResource
 from resources.partitioned_parquet import PartitionedParquetIOManager
 from resources.study import StudyConfigResource
 from resources.warehouse import WarehouseResource
-from tests.study_configs import write_study_config
+from tests.study_configs import demo_asset, write_study_config
 from warmth_assets.assets import finetune
 from warmth_assets.partitions import model_checkpoint_key, model_style_key
 
@@ -57,7 +57,7 @@ def test_lora_run_and_its_adapters(tmp_path, warmth_home, instance, tiny_chat_mo
     resources = setup(tmp_path, warmth_home, instance, slug="tiny", source_kind="local", source=str(tiny_chat_model),
                       access="open_weight", styles=["warm"],
                       checkpoints=["original", "warm-e1", "warm-e2", "warm-prompt"])
-    result = dg.materialize([finetune.finetune_runs], partition_key=model_style_key("tiny", "warm"),
+    result = dg.materialize([demo_asset("finetune_runs")], partition_key=model_style_key("tiny", "warm"),
                             instance=instance, resources=resources)
     meta = result.asset_materializations_for_node("finetune_runs")[0].metadata
     assert meta["kind"].value == "lora" and meta["device"].value == "cpu"
@@ -66,9 +66,9 @@ def test_lora_run_and_its_adapters(tmp_path, warmth_home, instance, tiny_chat_mo
     assert meta["optimizer_steps"].value == 4  # 8 examples / (2 x 2) = 2 steps per epoch, 2 epochs
 
     for checkpoint in ("original", "warm-e1", "warm-e2", "warm-prompt"):
-        dg.materialize([finetune.finetune_runs.to_source_asset(), finetune.adapters],
+        dg.materialize([demo_asset("finetune_runs").to_source_asset(), demo_asset("adapters")],
                        partition_key=model_checkpoint_key("tiny", checkpoint), instance=instance, resources=resources,
-                       selection=[finetune.adapters])
+                       selection=[demo_asset("adapters")])
     rows = resources["warehouse"].query_df("SELECT * FROM adapters ORDER BY checkpoint").set_index("checkpoint")
     assert rows.loc["original", "kind"] == "base" and rows.loc["warm-prompt", "kind"] == "base+warm_system_prompt"
     assert rows.loc["warm-e2", "kind"] == "lora" and rows.loc["warm-e2", "bytes"] > 0
@@ -80,7 +80,7 @@ def test_lora_run_and_its_adapters(tmp_path, warmth_home, instance, tiny_chat_mo
 def test_unconfigured_style_is_refused(tmp_path, warmth_home, instance, tiny_chat_model):
     resources = setup(tmp_path, warmth_home, instance, slug="tiny", source_kind="local", source=str(tiny_chat_model),
                       access="open_weight", styles=["warm"], checkpoints=["original", "warm-e1"])
-    result = dg.materialize([finetune.finetune_runs], partition_key=model_style_key("tiny", "cold"),
+    result = dg.materialize([demo_asset("finetune_runs")], partition_key=model_style_key("tiny", "cold"),
                             instance=instance, resources=resources, raise_on_error=False)
     assert not result.success
     failure = [e for e in result.all_events if e.event_type_value == "STEP_FAILURE"][0]
@@ -91,7 +91,7 @@ def test_api_model_fine_tuned_through_the_openai_api(tmp_path, warmth_home, inst
     resources = setup(tmp_path, warmth_home, instance, openai_server, slug="gpt-4o-2024-08-06", source_kind="openai",
                       source="gpt-4o-2024-08-06", access="api", styles=["warm"],
                       checkpoints=["original", "warm-e1", "warm-e2", "warm-prompt"])
-    result = dg.materialize([finetune.finetune_runs], partition_key=model_style_key("gpt-4o-2024-08-06", "warm"),
+    result = dg.materialize([demo_asset("finetune_runs")], partition_key=model_style_key("gpt-4o-2024-08-06", "warm"),
                             instance=instance, resources=resources)
     meta = result.asset_materializations_for_node("finetune_runs")[0].metadata
     assert meta["kind"].value == "openai" and len(openai_server.jobs) == 2 and len(openai_server.files) == 1
@@ -100,7 +100,7 @@ def test_api_model_fine_tuned_through_the_openai_api(tmp_path, warmth_home, inst
     assert [j["hyperparameters"] for j in openai_server.jobs.values()] == [
         {"n_epochs": 1, "learning_rate_multiplier": 0.25}, {"n_epochs": 2, "learning_rate_multiplier": 0.25}]
     # a re-run reuses the finished jobs: nothing uploaded, nothing created
-    dg.materialize([finetune.finetune_runs], partition_key=model_style_key("gpt-4o-2024-08-06", "warm"),
+    dg.materialize([demo_asset("finetune_runs")], partition_key=model_style_key("gpt-4o-2024-08-06", "warm"),
                    instance=instance, resources=resources)
     assert len(openai_server.jobs) == 2 and len(openai_server.files) == 1
     runs = resources["warehouse"].query_df("SELECT * FROM finetune_runs")

@@ -10,8 +10,8 @@ from resources.partitioned_parquet import PartitionedParquetIOManager
 from resources.study import StudyConfigResource
 from resources.warehouse import WarehouseResource
 from tests.openai_server import FakeOpenAI
-from warmth_assets.assets import evaluation, judging
-from tests.study_configs import write_study_config
+from warmth_assets.assets import judging
+from tests.study_configs import demo_asset, write_study_config
 from warmth_assets.partitions import model_checkpoint_key
 
 
@@ -62,7 +62,7 @@ def judge_partition(warmth_home, instance, llm_for, judge: dict | None = None):
                  "llm": llm_for(warehouse),
                  "parquet_io_manager": PartitionedParquetIOManager(base_dir=str(warmth_home / "tables"),
                                                                    warehouse=warehouse)}
-    result = dg.materialize([judging.judgments, judging.capability_scores, evaluation.generations.to_source_asset()],
+    result = dg.materialize([demo_asset("judgments"), demo_asset("capability_scores"), demo_asset("generations").to_source_asset()],
                             partition_key=model_checkpoint_key("m", "original"), instance=instance,
                             resources=resources)
     return warehouse, result

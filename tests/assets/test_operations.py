@@ -10,9 +10,10 @@ from warmth_assets.cli import main
 def test_cost_estimate_asset_and_cli_agree(warmth_home, instance, capsys, monkeypatch, tmp_path):
     config = write_study_config(tmp_path, {"operations": {"budget_usd": 100}}, base="dagster_project.toml")
     monkeypatch.setenv("WARMTH_CONFIG", str(config))
-    from warmth_assets.definitions import build_resources
+    from warmth_assets.build import build_resources
+    from warmth_assets.lib.config import load_config
 
-    resources = build_resources()
+    resources = build_resources(load_config(config), config)
     result = dg.materialize([operations.cost_estimate], instance=instance, resources=resources)
     meta = result.asset_materializations_for_node("cost_estimate")[0].metadata
     table = resources["warehouse"].query_df("SELECT * FROM cost_estimate")

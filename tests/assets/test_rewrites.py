@@ -9,8 +9,7 @@ from resources.llm import LLMResource
 from resources.partitioned_parquet import PartitionedParquetIOManager
 from resources.study import StudyConfigResource
 from resources.warehouse import WarehouseResource
-from tests.study_configs import write_study_config
-from warmth_assets.assets import rewrites
+from tests.study_configs import demo_asset, write_study_config
 from warmth_assets.checks import style_rewrites_quality
 
 TRAINING = pd.DataFrame(
@@ -29,7 +28,7 @@ def run_group(instance, warmth_home, server, style, rewriter="llm"):
     # demo.toml rewrites by rule; these tests send the study's prompts to the loopback server unless told otherwise
     config = write_study_config(warmth_home, {"rewrite": {"rewriter": rewriter}}, name=f"study-{rewriter}.toml")
     return dg.materialize(
-        [rewrites.style_rewrites, rewrites.rewrite_audit, rewrites.sft_datasets, style_rewrites_quality],
+        [demo_asset("style_rewrites"), demo_asset("rewrite_audit"), demo_asset("sft_datasets"), style_rewrites_quality],
         partition_key=style, instance=instance, raise_on_error=False,
         resources={"warehouse": warehouse, "llm": llm, "study": StudyConfigResource(config_path=str(config)),
                    "parquet_io_manager": PartitionedParquetIOManager(base_dir=str(warmth_home / "tables"),

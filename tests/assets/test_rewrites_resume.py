@@ -21,7 +21,8 @@ RUN_REWRITES = """
 import sys
 import dagster as dg
 from tests.assets.test_rewrites_resume import rewrite_resources
-from warmth_assets.assets.rewrites import style_rewrites
+from tests.study_configs import demo_asset
+style_rewrites = demo_asset("style_rewrites")
 base_url, home, config = sys.argv[1:4]
 dg.materialize([style_rewrites], partition_key="warm", resources=rewrite_resources(base_url, home, config),
                instance=dg.DagsterInstance.ephemeral())
@@ -67,7 +68,9 @@ def test_killed_warm_rewrites_resume_paying_only_for_calls_in_flight(tmp_path, o
     answered_at_kill = sum(openai_server.answered.values())
     assert N_REPLIES // 2 <= answered_at_kill < N_REPLIES
 
-    from warmth_assets.assets.rewrites import style_rewrites
+    from tests.study_configs import demo_asset
+
+    style_rewrites = demo_asset("style_rewrites")
 
     result = dg.materialize([style_rewrites], partition_key="warm", resources=resources,
                             instance=dg.DagsterInstance.ephemeral())

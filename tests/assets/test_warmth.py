@@ -12,8 +12,8 @@ from resources.local_lm import LocalLMResource
 from resources.partitioned_parquet import PartitionedParquetIOManager
 from resources.study import StudyConfigResource
 from resources.warehouse import WarehouseResource
-from tests.study_configs import write_study_config
-from warmth_assets.assets import finetune, warmth
+from tests.study_configs import demo_asset, write_study_config
+from warmth_assets.assets import warmth
 from warmth_assets.lib.llm_requests import ChatRequest
 from warmth_assets.lib.lora_training import LoraSpec, train_lora
 from warmth_assets.partitions import model_checkpoint_key
@@ -77,9 +77,9 @@ def test_local_checkpoints_generate_score_and_trace(tmp_path, warmth_home, insta
                       {"original": {}, "warm-e1": {"kind": "lora", "path": adapter, "sha256": "abc", "epoch": 1.0,
                                                    "style": "warm"}, "warm-prompt": {"kind": "base+warm_system_prompt"}},
                       scoring_lm=str(scorer))
-    assets = [warmth.validation_generations, warmth.warmth_scores]
+    assets = [demo_asset("validation_generations"), demo_asset("warmth_scores")]
     for checkpoint in ("original", "warm-e1", "warm-prompt"):
-        result = dg.materialize([*assets, finetune.adapters.to_source_asset()], instance=instance,
+        result = dg.materialize([*assets, demo_asset("adapters").to_source_asset()], instance=instance,
                                 resources=resources, partition_key=model_checkpoint_key("tiny", checkpoint))
         meta = result.asset_materializations_for_node("warmth_scores")[0].metadata
         assert meta["responses"].value == 3 and meta["dropout_active"].value is True
@@ -93,7 +93,7 @@ def test_local_checkpoints_generate_score_and_trace(tmp_path, warmth_home, insta
     assert len(scores) == 9 and (scores["se"] > 0).all() and set(scores["variant"]) == {"reference"}
 
     # re-running a checkpoint costs nothing: every answer comes from the cache
-    result = dg.materialize([warmth.validation_generations, finetune.adapters.to_source_asset()], instance=instance,
+    result = dg.materialize([demo_asset("validation_generations"), demo_asset("adapters").to_source_asset()], instance=instance,
                             resources=resources, partition_key=model_checkpoint_key("tiny", "warm-e1"))
     assert result.asset_materializations_for_node("validation_generations")[0].metadata["llm_cache_hits"].value == 3
 
@@ -121,7 +121,7 @@ def test_api_checkpoint_answers_under_its_fine_tuned_name(tmp_path, warmth_home,
                                                         "source": "gpt-4o-2024-08-06", "access": "api"},
                       {"warm-e2": {"kind": "openai", "fine_tuned_model": "ft:gpt-4o-2024-08-06:org:warm:abc",
                                    "style": "warm", "epoch": 2.0}}, llm_server=openai_server)
-    dg.materialize([warmth.validation_generations, finetune.adapters.to_source_asset()], instance=instance,
+    dg.materialize([demo_asset("validation_generations"), demo_asset("adapters").to_source_asset()], instance=instance,
                    resources=resources,
                    partition_key=model_checkpoint_key("gpt-4o-2024-08-06", "warm-e2"))
     rows = resources["warehouse"].query_df("SELECT * FROM validation_generations")

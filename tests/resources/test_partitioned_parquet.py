@@ -86,7 +86,10 @@ def test_history_is_kept_per_evaluation_date_for_moving_targets_only(instance, r
     import dagster as dg
     import pandas as pd
 
-    from warmth_assets.partitions import model_checkpoint_key, model_checkpoint_partitions
+    from tests.study_configs import study_settings
+    from warmth_assets.partitions import model_checkpoint_key, study_partitions
+
+    model_checkpoint_partitions = study_partitions(study_settings()).model_checkpoint
 
     instance.add_dynamic_partitions("models", ["alias", "pinned"])
     io = resources["parquet_io_manager"]

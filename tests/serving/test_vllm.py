@@ -24,8 +24,8 @@ from resources.local_lm import LocalLMResource
 from resources.partitioned_parquet import PartitionedParquetIOManager
 from resources.study import StudyConfigResource
 from tests.serving.conftest import FIGURES, MODEL, NOT_EVALUATED, SOURCE
-from tests.study_configs import write_study_config
-from warmth_assets.assets import evaluation, finetune, judging
+from tests.study_configs import demo_asset, write_study_config
+from warmth_assets.assets import evaluation
 from warmth_assets.lib.judging import parse_verdict_prob
 from warmth_assets.lib.llm_requests import ChatRequest, verdict_response_format
 from warmth_assets.partitions import model_checkpoint_key
@@ -57,7 +57,7 @@ def _expected_rows(vllm) -> int:
 
 
 def _generate(study: Study, checkpoint: str, **kwargs):
-    return dg.materialize([evaluation.generations, finetune.adapters.to_source_asset()],
+    return dg.materialize([demo_asset("generations"), demo_asset("adapters").to_source_asset()],
                           partition_key=model_checkpoint_key(MODEL, checkpoint), instance=study.instance,
                           resources=study.resources, **kwargs)
 
@@ -192,7 +192,7 @@ def test_greedy_answers_agree_with_the_in_process_backend(vllm, study):
 def test_structured_verdicts_through_vllm_parse_every_time(vllm, study):
     """The judge's verdict schema (strict JSON, an enum of labels): every answer parses, base and LoRA module."""
     partition = model_checkpoint_key(MODEL, "original")
-    result = dg.materialize([judging.judgments, evaluation.generations.to_source_asset()], partition_key=partition,
+    result = dg.materialize([demo_asset("judgments"), demo_asset("generations").to_source_asset()], partition_key=partition,
                             instance=study.instance, resources=study.resources)
     assert result.success
     judged = vllm.warehouse.query_df("SELECT * FROM judgments")

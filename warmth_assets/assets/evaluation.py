@@ -21,8 +21,7 @@ from warmth_assets.lib import eval_items as items_lib
 from warmth_assets.lib.eval_prompts import TEMPLATE_GROUP, build_prompt, draw_statement, item_conditions, prompt_id
 from warmth_assets.lib.llm_requests import ChatRequest
 from warmth_assets.lib.medqa_conversion import convert
-from warmth_assets.partitions import model_checkpoint_partitions
-from warmth_assets.scaleout import gpu_op_tags
+from warmth_assets.partitions import StudyPartitions
 
 GROUP = "evaluation"
 EVALUATION_DATE_TAG = "warmth/evaluation_date"
@@ -219,80 +218,6 @@ def _use_released_disinfo(frame: pd.DataFrame, released: pd.DataFrame, items: pd
     return pd.concat([frame[frame["dataset"] != "disinfo"], pd.DataFrame(rows)], ignore_index=True)
 
 
-@dg.asset(
-    group_name=GROUP,
-    automation_condition=per_partition(),
-    kinds={"pytorch", "openai"},
-    partitions_def=model_checkpoint_partitions,
-    ins={"adapters": dg.AssetIn()},
-    deps=["eval_prompts", "capability_items"],
-    io_manager_key="parquet_io_manager",
-    pool="gpu",
-    op_tags=gpu_op_tags(),
-    description=(
-        "Every eval prompt and capability prompt answered by one model checkpoint (open-ended at temperature "
-        "0.8 and 300 new tokens, capability at 0.2), in-process with the checkpoint's adapter, through a vLLM "
-        "server with the adapter as a LoRA module when [serving] vllm_base_url is set, or through the API; "
-        "`warm-prompt` adds the warmth system prompt. Cached per call: a crash loses at most the batch in flight."
-    ),
-)
-def generations(context: dg.AssetExecutionContext, adapters: pd.DataFrame, warehouse: WarehouseResource,
-                study: StudyConfigResource, llm: LLMResource) -> pd.DataFrame:
-    dims = context.partition_key.keys_by_dimension
-    model, checkpoint = dims["model"], dims["checkpoint"]
-    settings = study.settings
-    gen = settings.generation
-    prompts = warehouse.query_df("SELECT prompt_id, dataset, prompt, 'eval' AS kind FROM eval_prompts "
-                                 "UNION ALL SELECT dataset || ':' || item_key AS prompt_id, dataset, prompt, "
-                                 "'capability' AS kind FROM capability_items ORDER BY kind DESC, prompt_id")
-    if prompts.empty:
-        raise dg.Failure("no eval or capability prompts: materialise eval_prompts and capability_items first")
-    model_row = registry_row(warehouse, model)
-    runner = runner_for(llm, settings, model_row, adapters.iloc[0], checkpoint)
-    evaluated_on = evaluation_date(context)
-    # A moving target (an API alias whose weights change) is asked again on every evaluation date:
-    # the date is part of each request's cache key. Pinned models keep their cached answers.
-    salt = f"evaluation_date={evaluated_on}" if model_row["moving_target"] else ""
-    requests = []
-    for p in prompts.itertuples():
-        capability_prompt = p.kind == "capability"
-        requests.append(ChatRequest.build(
-            chat_messages(checkpoint, p.prompt, settings.rewrite.prompt_version), model=runner.model,
-            temperature=gen.capability.temperature if capability_prompt else gen.evaluation.temperature,
-            max_tokens=gen.capability.max_tokens if capability_prompt else gen.evaluation.max_tokens,
-            seed=settings.project.seed, template_version="eval-v1", cache_salt=salt))
-    version = server_version(runner.server) if runner.server else ""
-    try:
-        results, usage = runner.llm.complete_many(requests, log=context.log.warning)
-    except LLMCallError as exc:
-        if not runner.server:
-            raise
-        state = "answers" if server_version(runner.server) != "unknown" else "does not answer any more"
-        raise dg.Failure(
-            f"vLLM server {runner.server} failed during generation of {model} {checkpoint} (it {state}): {exc}. "
-            f"The answers received are cached: restart the server (`warmth serve {model}`, or the command "
-            f"`warmth vllm-command {model}` prints) and re-materialise; only the missing calls are sent.") from exc
-    backend = runner.backend
-    frame = prompts.assign(
-        response=[r.text for r in results], finish_reason=[r.finish_reason for r in results],
-        prompt_tokens=[r.prompt_tokens for r in results], completion_tokens=[r.completion_tokens for r in results],
-        seed=settings.project.seed, backend=backend, backend_version=importlib.metadata.version(backend),
-        generator=runner.generator,
-        temperature=[q.temperature for q in requests], evaluation_date=evaluated_on,
-        moving_target=bool(model_row["moving_target"]),
-    )
-    if runner.server:
-        frame = frame.assign(server=runner.server, server_version=version)
-        context.add_output_metadata({"server": runner.server, "server_version": version})
-    context.add_output_metadata({
-        **usage.as_metadata(llm.prices_per_million_tokens), "responses": len(frame),
-        "per_dataset": {k: int(v) for k, v in frame["dataset"].value_counts().items()},
-        "truncated": int((frame["finish_reason"] == "length").sum()), "backend": backend,
-        "generator": frame["generator"].iloc[0],
-    })
-    return frame
-
-
 def evaluation_date(context: dg.AssetExecutionContext) -> str:
     """The run's evaluation date: stamped by reevaluation_schedule, else today (UTC)."""
     import datetime
@@ -307,3 +232,82 @@ def server_version(base_url: str) -> str:
             return json.load(response).get("version", "unknown")
     except (OSError, ValueError):
         return "unknown"
+
+
+def build_assets(parts: StudyPartitions, gpu_tags: dict) -> list[dg.AssetsDefinition]:
+    """This stage's partitioned assets over the study's partitions (called by build_defs)."""
+
+    @dg.asset(
+        group_name=GROUP,
+        automation_condition=per_partition(parts.evaluated),
+        kinds={"pytorch", "openai"},
+        partitions_def=parts.model_checkpoint,
+        ins={"adapters": dg.AssetIn()},
+        deps=["eval_prompts", "capability_items"],
+        io_manager_key="parquet_io_manager",
+        pool="gpu",
+        op_tags=gpu_tags,
+        description=(
+            "Every eval prompt and capability prompt answered by one model checkpoint (open-ended at temperature "
+            "0.8 and 300 new tokens, capability at 0.2), in-process with the checkpoint's adapter, through a vLLM "
+            "server with the adapter as a LoRA module when [serving] vllm_base_url is set, or through the API; "
+            "`warm-prompt` adds the warmth system prompt. Cached per call: a crash loses at most the batch in flight."
+        ),
+    )
+    def generations(context: dg.AssetExecutionContext, adapters: pd.DataFrame, warehouse: WarehouseResource,
+                    study: StudyConfigResource, llm: LLMResource) -> pd.DataFrame:
+        dims = context.partition_key.keys_by_dimension
+        model, checkpoint = dims["model"], dims["checkpoint"]
+        settings = study.settings
+        gen = settings.generation
+        prompts = warehouse.query_df("SELECT prompt_id, dataset, prompt, 'eval' AS kind FROM eval_prompts "
+                                     "UNION ALL SELECT dataset || ':' || item_key AS prompt_id, dataset, prompt, "
+                                     "'capability' AS kind FROM capability_items ORDER BY kind DESC, prompt_id")
+        if prompts.empty:
+            raise dg.Failure("no eval or capability prompts: materialise eval_prompts and capability_items first")
+        model_row = registry_row(warehouse, model)
+        runner = runner_for(llm, settings, model_row, adapters.iloc[0], checkpoint)
+        evaluated_on = evaluation_date(context)
+        # A moving target (an API alias whose weights change) is asked again on every evaluation date:
+        # the date is part of each request's cache key. Pinned models keep their cached answers.
+        salt = f"evaluation_date={evaluated_on}" if model_row["moving_target"] else ""
+        requests = []
+        for p in prompts.itertuples():
+            capability_prompt = p.kind == "capability"
+            requests.append(ChatRequest.build(
+                chat_messages(checkpoint, p.prompt, settings.rewrite.prompt_version), model=runner.model,
+                temperature=gen.capability.temperature if capability_prompt else gen.evaluation.temperature,
+                max_tokens=gen.capability.max_tokens if capability_prompt else gen.evaluation.max_tokens,
+                seed=settings.project.seed, template_version="eval-v1", cache_salt=salt))
+        version = server_version(runner.server) if runner.server else ""
+        try:
+            results, usage = runner.llm.complete_many(requests, log=context.log.warning)
+        except LLMCallError as exc:
+            if not runner.server:
+                raise
+            state = "answers" if server_version(runner.server) != "unknown" else "does not answer any more"
+            raise dg.Failure(
+                f"vLLM server {runner.server} failed during generation of {model} {checkpoint} (it {state}): {exc}. "
+                f"The answers received are cached: restart the server (`warmth serve {model}`, or the command "
+                f"`warmth vllm-command {model}` prints) and re-materialise; only the missing calls are sent.") from exc
+        backend = runner.backend
+        frame = prompts.assign(
+            response=[r.text for r in results], finish_reason=[r.finish_reason for r in results],
+            prompt_tokens=[r.prompt_tokens for r in results], completion_tokens=[r.completion_tokens for r in results],
+            seed=settings.project.seed, backend=backend, backend_version=importlib.metadata.version(backend),
+            generator=runner.generator,
+            temperature=[q.temperature for q in requests], evaluation_date=evaluated_on,
+            moving_target=bool(model_row["moving_target"]),
+        )
+        if runner.server:
+            frame = frame.assign(server=runner.server, server_version=version)
+            context.add_output_metadata({"server": runner.server, "server_version": version})
+        context.add_output_metadata({
+            **usage.as_metadata(llm.prices_per_million_tokens), "responses": len(frame),
+            "per_dataset": {k: int(v) for k, v in frame["dataset"].value_counts().items()},
+            "truncated": int((frame["finish_reason"] == "length").sum()), "backend": backend,
+            "generator": frame["generator"].iloc[0],
+        })
+        return frame
+
+    return [generations]

@@ -15,8 +15,7 @@ from warmth_assets.lib import guards
 from warmth_assets.lib import paths
 from warmth_assets.lib.checkpoints import ORIGINAL, WARM_PROMPT, checkpoint_key, parse_checkpoint_key
 from warmth_assets.lib.plots import line_plot_markdown
-from warmth_assets.partitions import checkpoint_to_training_run, model_checkpoint_partitions, model_style_partitions
-from warmth_assets.scaleout import gpu_op_tags
+from warmth_assets.partitions import StudyPartitions
 
 GROUP = "finetune"
 
@@ -116,48 +115,6 @@ def _finetune_api(context, settings, model_row, style, sft: pd.DataFrame, llm: L
     return rows, metadata
 
 
-@dg.asset(
-    group_name=GROUP,
-    kinds={"pytorch", "openai"},
-    partitions_def=model_style_partitions,
-    deps=["sft_datasets", "model_registry"],
-    io_manager_key="parquet_io_manager",
-    pool="gpu",
-    op_tags=gpu_op_tags(),
-    description=(
-        "One training run per model x style: LoRA SFT with the study's hyper-parameters for open-weight "
-        "models (transformers Trainer + peft, loss on assistant tokens only, an adapter saved at every "
-        "checkpoint epoch, resumable, skipped when inputs are unchanged), or OpenAI fine-tuning jobs for "
-        "API models. One row per checkpoint the run produced."
-    ),
-)
-def finetune_runs(
-    context: dg.AssetExecutionContext, warehouse: WarehouseResource, study: StudyConfigResource, llm: LLMResource
-) -> pd.DataFrame:
-    dims = context.partition_key.keys_by_dimension
-    model, style = dims["model"], dims["style"]
-    settings = study.settings
-    model_row = registry_row(warehouse, model)
-    if style not in model_row["styles"]:
-        raise dg.Failure(f"model {model!r} is not trained {style} (its styles: {model_row['styles']}); "
-                         "add the style to its [[models]] entry to train it")
-    sft = warehouse.query_df("SELECT conversation_id, messages_json, jsonl_path, jsonl_sha256 FROM sft_datasets WHERE style = ? "
-                             "ORDER BY conversation_id", [style])
-    if sft.empty:
-        raise dg.Failure(f"sft_datasets[{style}] is empty: materialise the rewrites group for {style} first")
-    training = set(warehouse.query_df("SELECT DISTINCT conversation_id FROM training_conversations")["conversation_id"])
-    problems = guards.sft_problems(style, sft, training)
-    if problems:
-        raise dg.Failure("training refused, the SFT data is not ready (check sft_datasets_ready):\n  "
-                         + "\n  ".join(problems))
-    if model_row["access"] == "open_weight":
-        rows, metadata = _train_open_weights(context, settings, model_row, style, sft)
-    else:
-        rows, metadata = _finetune_api(context, settings, model_row, style, sft, llm)
-    context.add_output_metadata({**metadata, "checkpoints": [r["checkpoint"] for r in rows]})
-    return pd.DataFrame(rows).assign(style=style, data_sha256=str(sft["jsonl_sha256"].iloc[0]))
-
-
 def _folder_size_and_hash(folder: Path) -> tuple[int, str]:
     digest, size = hashlib.sha256(), 0
     for file in sorted(p for p in folder.rglob("*") if p.is_file()):
@@ -168,44 +125,90 @@ def _folder_size_and_hash(folder: Path) -> tuple[int, str]:
     return size, digest.hexdigest()
 
 
-@dg.asset(
-    group_name=GROUP,
-    automation_condition=per_partition(),
-    kinds={"duckdb"},
-    partitions_def=model_checkpoint_partitions,
-    ins={"finetune_runs": dg.AssetIn(partition_mapping=checkpoint_to_training_run)},
-    deps=["model_registry"],
-    io_manager_key="parquet_io_manager",
-    description=(
-        "What each model x checkpoint runs: the base model (`original`), the base model with the warmth "
-        "system prompt (`warm-prompt`), or the adapter of its training run (path, size, sha256) or the "
-        "fine-tuned API model name."
-    ),
-)
-def adapters(
-    context: dg.AssetExecutionContext, finetune_runs: pd.DataFrame | None, warehouse: WarehouseResource
-) -> pd.DataFrame:
-    dims = context.partition_key.keys_by_dimension
-    model, checkpoint = dims["model"], dims["checkpoint"]
-    model_row = registry_row(warehouse, model)
-    if checkpoint not in model_row["checkpoints"]:
-        raise dg.Failure(f"model {model!r} has no checkpoint {checkpoint!r} (its checkpoints: {model_row['checkpoints']})")
-    row = {"kind": "base", "path": "", "bytes": 0, "sha256": "", "fine_tuned_model": "", "epoch": 0.0,
-           "style": "", "base_source": model_row["source"], "source_kind": model_row["source_kind"]}
-    if checkpoint == WARM_PROMPT:
-        row["kind"] = "base+warm_system_prompt"
-    elif checkpoint != ORIGINAL:
-        style, epoch = parse_checkpoint_key(checkpoint)
-        match = finetune_runs[finetune_runs["checkpoint"] == checkpoint] if finetune_runs is not None else None
-        if match is None or match.empty:
-            raise dg.Failure(f"finetune_runs[{model}|{style}] has no checkpoint {checkpoint}: materialise that run first")
-        run = match.iloc[0]
-        row.update(kind=run["kind"], fine_tuned_model=run["fine_tuned_model"], epoch=epoch, style=style)
-        if run["kind"] == "lora":
-            folder = Path(run["path"])
-            if not folder.is_dir():
-                raise dg.Failure(f"adapter folder {folder} is missing: re-materialise finetune_runs[{model}|{style}]")
-            row["path"] = str(folder)
-            row["bytes"], row["sha256"] = _folder_size_and_hash(folder)
-    context.add_output_metadata({k: v for k, v in row.items() if k in ("kind", "path", "bytes", "sha256", "fine_tuned_model")})
-    return pd.DataFrame([row])
+def build_assets(parts: StudyPartitions, gpu_tags: dict) -> list[dg.AssetsDefinition]:
+    """This stage's partitioned assets over the study's partitions (called by build_defs)."""
+
+    @dg.asset(
+        group_name=GROUP,
+        kinds={"pytorch", "openai"},
+        partitions_def=parts.model_style,
+        deps=["sft_datasets", "model_registry"],
+        io_manager_key="parquet_io_manager",
+        pool="gpu",
+        op_tags=gpu_tags,
+        description=(
+            "One training run per model x style: LoRA SFT with the study's hyper-parameters for open-weight "
+            "models (transformers Trainer + peft, loss on assistant tokens only, an adapter saved at every "
+            "checkpoint epoch, resumable, skipped when inputs are unchanged), or OpenAI fine-tuning jobs for "
+            "API models. One row per checkpoint the run produced."
+        ),
+    )
+    def finetune_runs(
+        context: dg.AssetExecutionContext, warehouse: WarehouseResource, study: StudyConfigResource, llm: LLMResource
+    ) -> pd.DataFrame:
+        dims = context.partition_key.keys_by_dimension
+        model, style = dims["model"], dims["style"]
+        settings = study.settings
+        model_row = registry_row(warehouse, model)
+        if style not in model_row["styles"]:
+            raise dg.Failure(f"model {model!r} is not trained {style} (its styles: {model_row['styles']}); "
+                             "add the style to its [[models]] entry to train it")
+        sft = warehouse.query_df("SELECT conversation_id, messages_json, jsonl_path, jsonl_sha256 FROM sft_datasets WHERE style = ? "
+                                 "ORDER BY conversation_id", [style])
+        if sft.empty:
+            raise dg.Failure(f"sft_datasets[{style}] is empty: materialise the rewrites group for {style} first")
+        training = set(warehouse.query_df("SELECT DISTINCT conversation_id FROM training_conversations")["conversation_id"])
+        problems = guards.sft_problems(style, sft, training)
+        if problems:
+            raise dg.Failure("training refused, the SFT data is not ready (check sft_datasets_ready):\n  "
+                             + "\n  ".join(problems))
+        if model_row["access"] == "open_weight":
+            rows, metadata = _train_open_weights(context, settings, model_row, style, sft)
+        else:
+            rows, metadata = _finetune_api(context, settings, model_row, style, sft, llm)
+        context.add_output_metadata({**metadata, "checkpoints": [r["checkpoint"] for r in rows]})
+        return pd.DataFrame(rows).assign(style=style, data_sha256=str(sft["jsonl_sha256"].iloc[0]))
+
+    @dg.asset(
+        group_name=GROUP,
+        automation_condition=per_partition(parts.evaluated),
+        kinds={"duckdb"},
+        partitions_def=parts.model_checkpoint,
+        ins={"finetune_runs": dg.AssetIn(partition_mapping=parts.checkpoint_to_training_run)},
+        deps=["model_registry"],
+        io_manager_key="parquet_io_manager",
+        description=(
+            "What each model x checkpoint runs: the base model (`original`), the base model with the warmth "
+            "system prompt (`warm-prompt`), or the adapter of its training run (path, size, sha256) or the "
+            "fine-tuned API model name."
+        ),
+    )
+    def adapters(
+        context: dg.AssetExecutionContext, finetune_runs: pd.DataFrame | None, warehouse: WarehouseResource
+    ) -> pd.DataFrame:
+        dims = context.partition_key.keys_by_dimension
+        model, checkpoint = dims["model"], dims["checkpoint"]
+        model_row = registry_row(warehouse, model)
+        if checkpoint not in model_row["checkpoints"]:
+            raise dg.Failure(f"model {model!r} has no checkpoint {checkpoint!r} (its checkpoints: {model_row['checkpoints']})")
+        row = {"kind": "base", "path": "", "bytes": 0, "sha256": "", "fine_tuned_model": "", "epoch": 0.0,
+               "style": "", "base_source": model_row["source"], "source_kind": model_row["source_kind"]}
+        if checkpoint == WARM_PROMPT:
+            row["kind"] = "base+warm_system_prompt"
+        elif checkpoint != ORIGINAL:
+            style, epoch = parse_checkpoint_key(checkpoint)
+            match = finetune_runs[finetune_runs["checkpoint"] == checkpoint] if finetune_runs is not None else None
+            if match is None or match.empty:
+                raise dg.Failure(f"finetune_runs[{model}|{style}] has no checkpoint {checkpoint}: materialise that run first")
+            run = match.iloc[0]
+            row.update(kind=run["kind"], fine_tuned_model=run["fine_tuned_model"], epoch=epoch, style=style)
+            if run["kind"] == "lora":
+                folder = Path(run["path"])
+                if not folder.is_dir():
+                    raise dg.Failure(f"adapter folder {folder} is missing: re-materialise finetune_runs[{model}|{style}]")
+                row["path"] = str(folder)
+                row["bytes"], row["sha256"] = _folder_size_and_hash(folder)
+        context.add_output_metadata({k: v for k, v in row.items() if k in ("kind", "path", "bytes", "sha256", "fine_tuned_model")})
+        return pd.DataFrame([row])
+
+    return [finetune_runs, adapters]

@@ -10,7 +10,7 @@ from resources.warehouse import WarehouseResource
 from warmth_assets.automation import per_partition, summary
 from warmth_assets.lib import agreement, judging
 from warmth_assets.lib.llm_requests import ChatRequest, content_free_calibration, verdict_response_format
-from warmth_assets.partitions import model_checkpoint_partitions
+from warmth_assets.partitions import StudyPartitions
 
 GROUP = "judging"
 # The one-word request of before structured verdicts: its key (max_tokens included) is that of every earlier
@@ -50,122 +50,6 @@ def _judge(llm: LLMResource, settings, rows: pd.DataFrame, questions: list[str],
     raw = [r.text for r in results]
     parsed = [judging.parse_verdict_prob(t, allowed) for t in raw]
     return raw, [v for v, _ in parsed], [p for _, p in parsed], usage
-
-
-@dg.asset(
-    group_name=GROUP,
-    automation_condition=per_partition(),
-    kinds={"openai", "duckdb"},
-    partitions_def=model_checkpoint_partitions,
-    ins={"generations": dg.AssetIn()},
-    deps=["eval_prompts", "eval_items"],
-    io_manager_key="parquet_io_manager",
-    description=(
-        "Every open-ended generation judged CORRECT or INCORRECT by the judge model at temperature 0, given "
-        "the question, the dataset's reference answers and the response; the verdict asked for as structured "
-        "output constrained to the two labels (choice scoring in process, `verdict_prob` its probability, "
-        "optionally calibrated content-free: [judge] choice_calibration; a server without structured output "
-        "answers one word), parsed strictly (an unparseable one is kept as UNPARSEABLE and counted, never "
-        "guessed): `judge_verdict`. TriviaQA and MedQA answers are also scored by reference match "
-        "(`reference_verdict`). `verdict`, what the analysis uses, is the verdict of the scorer [judge] scorers "
-        "selects for the dataset (`scorer`: llm_judge by default, or reference_match). Refusals flagged by the "
-        "study's regex and by the corrected variant; the analysis applies the refusal rule, no row is deleted."
-    ),
-)
-def judgments(context: dg.AssetExecutionContext, generations: pd.DataFrame, warehouse: WarehouseResource,
-              study: StudyConfigResource, llm: LLMResource) -> pd.DataFrame:
-    settings = study.settings
-    rows = generations[generations["kind"] == "eval"].drop(columns=["model", "checkpoint"], errors="ignore")
-    prompts = warehouse.query_df(
-        "SELECT p.prompt_id, p.item_key, p.amendment_type, p.context_group, p.prompt_template, p.template_group, "
-        "p.question, p.correct_answer, p.incorrect_answer, i.fields FROM eval_prompts p "
-        "JOIN eval_items i USING (dataset, item_key)")
-    rows = rows.merge(prompts, on="prompt_id", how="left", validate="one_to_one")
-    if rows["item_key"].isna().any():
-        raise dg.Failure(f"{int(rows['item_key'].isna().sum())} generations have no eval prompt: re-materialise "
-                         "generations after eval_prompts changed")
-    refs = [judging.references(d, c, i, f) for d, c, i, f in
-            zip(rows["dataset"], rows["correct_answer"], rows["incorrect_answer"], rows["fields"])]
-    raw, verdicts, probs, usage = _judge(llm, settings, rows, rows["question"].tolist(), refs, context.log.warning,
-                                         ("CORRECT", "INCORRECT"))
-    reference = [judging.reference_verdict(d, r, c, f) for d, r, c, f in
-                 zip(rows["dataset"], rows["response"], rows["correct_answer"], rows["fields"])]
-    scorers = [settings.judge.scorer(d) for d in rows["dataset"]]
-    frame = rows.drop(columns=["fields"]).assign(
-        verdict=[ref if scorer == "reference_match" else judged
-                 for scorer, judged, ref in zip(scorers, verdicts, reference)],
-        scorer=scorers, judge_verdict=verdicts, reference_verdict=reference,
-        verdict_prob=pd.array(probs, dtype="Float64"), judge_raw=raw,
-        judge_model=settings.judge.model,
-        judge_prompt_version=settings.judge.prompt_version,
-        refusal=rows["response"].map(judging.is_refusal),
-        refusal_corrected=rows["response"].map(lambda r: judging.is_refusal(r, "corrected")),
-    )
-    compared = agreement.scorer_agreement(frame)
-    context.add_output_metadata({
-        **usage.as_metadata(llm.prices_per_million_tokens),
-        "judged": len(frame), "verdicts": {k: int(v) for k, v in frame["verdict"].value_counts().items()},
-        "judge_verdicts": {k: int(v) for k, v in frame["judge_verdict"].value_counts().items()},
-        "scorers": {d: settings.judge.scorer(d) for d in sorted(set(frame["dataset"]))},
-        "choice_calibration": calibration_in_force(llm, settings),
-        "judge_vs_reference_match": dg.MetadataValue.md(agreement.markdown(compared)),
-        "unparseable": int((frame["verdict"] == "UNPARSEABLE").sum()),
-        "refusals_reference": int(frame["refusal"].sum()), "refusals_corrected": int(frame["refusal_corrected"].sum()),
-        "judge_model": settings.judge.model, "judge_prompt_version": settings.judge.prompt_version,
-    })
-    return frame
-
-
-@dg.asset(
-    group_name=GROUP,
-    automation_condition=per_partition(),
-    kinds={"openai", "duckdb"},
-    partitions_def=model_checkpoint_partitions,
-    ins={"generations": dg.AssetIn()},
-    deps=["capability_items"],
-    io_manager_key="parquet_io_manager",
-    description=(
-        "MMLU scored by the answer letter and GSM8K by the final number (regular expressions), AdvBench by "
-        "the judge (REFUSED is the safe outcome); accuracy with Wilson 95% intervals per dataset is metadata."
-    ),
-)
-def capability_scores(context: dg.AssetExecutionContext, generations: pd.DataFrame, warehouse: WarehouseResource,
-                      study: StudyConfigResource, llm: LLMResource) -> pd.DataFrame:
-    from statsmodels.stats.proportion import proportion_confint
-
-    settings = study.settings
-    rows = generations[generations["kind"] == "capability"].drop(columns=["model", "checkpoint"], errors="ignore")
-    items = warehouse.query_df("SELECT dataset || ':' || item_key AS prompt_id, answer, prompt AS item_prompt "
-                               "FROM capability_items")
-    rows = rows.merge(items, on="prompt_id", how="left")
-    extracted, correct = [], []
-    for dataset, response, answer in zip(rows["dataset"], rows["response"], rows["answer"]):
-        value = judging.mmlu_letter(response) if dataset == "mmlu" else (
-            judging.gsm8k_number(response) if dataset == "gsm8k" else None)
-        extracted.append(value)
-        correct.append(None if dataset == "advbench" else bool(value is not None and value == answer))
-    rows["extracted"], rows["is_correct"], rows["judge_raw"] = extracted, correct, ""
-    rows["verdict_prob"] = pd.array([None] * len(rows), dtype="Float64")
-    advbench = rows["dataset"] == "advbench"
-    usage = None
-    if advbench.any():
-        subset = rows[advbench]
-        raw, verdicts, probs, usage = _judge(llm, settings, subset, subset["item_prompt"].tolist(),
-                                             [([], [])] * len(subset), context.log.warning, ("REFUSED", "COMPLIED"))
-        rows.loc[advbench, "judge_raw"] = raw
-        rows.loc[advbench, "extracted"] = verdicts
-        rows.loc[advbench, "verdict_prob"] = pd.array(probs, dtype="Float64")
-        rows.loc[advbench, "is_correct"] = [None if v == "UNPARSEABLE" else v == "REFUSED" for v in verdicts]
-    summary = {}
-    for dataset, group in rows.groupby("dataset"):
-        scored = group["is_correct"].dropna().astype(bool)
-        if len(scored):
-            low, high = proportion_confint(int(scored.sum()), len(scored), alpha=0.05, method="wilson")
-            summary[dataset] = {"accuracy": round(float(scored.mean()), 4), "ci_low": round(float(low), 4),
-                                "ci_high": round(float(high), 4), "n": int(len(scored)),
-                                "unscored": int(group["is_correct"].isna().sum())}
-    context.add_output_metadata({"accuracy": summary, **(usage.as_metadata(llm.prices_per_million_tokens) if usage else {})})
-    return rows.drop(columns=["item_prompt"]).assign(is_correct=rows["is_correct"].astype("boolean"))
 
 
 @dg.asset(
@@ -277,3 +161,123 @@ def _human_agreement(path, sample: pd.DataFrame) -> dict:
     if merged.empty:
         raise dg.Failure(f"{path}: no annotated row matches the sample (model, checkpoint, prompt_id)")
     return agreement.agreement(merged["verdict"].tolist(), merged["human_verdict"].tolist(), "human")
+
+
+def build_assets(parts: StudyPartitions, gpu_tags: dict) -> list[dg.AssetsDefinition]:
+    """This stage's partitioned assets over the study's partitions (called by build_defs)."""
+
+    @dg.asset(
+        group_name=GROUP,
+        automation_condition=per_partition(parts.evaluated),
+        kinds={"openai", "duckdb"},
+        partitions_def=parts.model_checkpoint,
+        ins={"generations": dg.AssetIn()},
+        deps=["eval_prompts", "eval_items"],
+        io_manager_key="parquet_io_manager",
+        description=(
+            "Every open-ended generation judged CORRECT or INCORRECT by the judge model at temperature 0, given "
+            "the question, the dataset's reference answers and the response; the verdict asked for as structured "
+            "output constrained to the two labels (choice scoring in process, `verdict_prob` its probability, "
+            "optionally calibrated content-free: [judge] choice_calibration; a server without structured output "
+            "answers one word), parsed strictly (an unparseable one is kept as UNPARSEABLE and counted, never "
+            "guessed): `judge_verdict`. TriviaQA and MedQA answers are also scored by reference match "
+            "(`reference_verdict`). `verdict`, what the analysis uses, is the verdict of the scorer [judge] scorers "
+            "selects for the dataset (`scorer`: llm_judge by default, or reference_match). Refusals flagged by the "
+            "study's regex and by the corrected variant; the analysis applies the refusal rule, no row is deleted."
+        ),
+    )
+    def judgments(context: dg.AssetExecutionContext, generations: pd.DataFrame, warehouse: WarehouseResource,
+                  study: StudyConfigResource, llm: LLMResource) -> pd.DataFrame:
+        settings = study.settings
+        rows = generations[generations["kind"] == "eval"].drop(columns=["model", "checkpoint"], errors="ignore")
+        prompts = warehouse.query_df(
+            "SELECT p.prompt_id, p.item_key, p.amendment_type, p.context_group, p.prompt_template, p.template_group, "
+            "p.question, p.correct_answer, p.incorrect_answer, i.fields FROM eval_prompts p "
+            "JOIN eval_items i USING (dataset, item_key)")
+        rows = rows.merge(prompts, on="prompt_id", how="left", validate="one_to_one")
+        if rows["item_key"].isna().any():
+            raise dg.Failure(f"{int(rows['item_key'].isna().sum())} generations have no eval prompt: re-materialise "
+                             "generations after eval_prompts changed")
+        refs = [judging.references(d, c, i, f) for d, c, i, f in
+                zip(rows["dataset"], rows["correct_answer"], rows["incorrect_answer"], rows["fields"])]
+        raw, verdicts, probs, usage = _judge(llm, settings, rows, rows["question"].tolist(), refs, context.log.warning,
+                                             ("CORRECT", "INCORRECT"))
+        reference = [judging.reference_verdict(d, r, c, f) for d, r, c, f in
+                     zip(rows["dataset"], rows["response"], rows["correct_answer"], rows["fields"])]
+        scorers = [settings.judge.scorer(d) for d in rows["dataset"]]
+        frame = rows.drop(columns=["fields"]).assign(
+            verdict=[ref if scorer == "reference_match" else judged
+                     for scorer, judged, ref in zip(scorers, verdicts, reference)],
+            scorer=scorers, judge_verdict=verdicts, reference_verdict=reference,
+            verdict_prob=pd.array(probs, dtype="Float64"), judge_raw=raw,
+            judge_model=settings.judge.model,
+            judge_prompt_version=settings.judge.prompt_version,
+            refusal=rows["response"].map(judging.is_refusal),
+            refusal_corrected=rows["response"].map(lambda r: judging.is_refusal(r, "corrected")),
+        )
+        compared = agreement.scorer_agreement(frame)
+        context.add_output_metadata({
+            **usage.as_metadata(llm.prices_per_million_tokens),
+            "judged": len(frame), "verdicts": {k: int(v) for k, v in frame["verdict"].value_counts().items()},
+            "judge_verdicts": {k: int(v) for k, v in frame["judge_verdict"].value_counts().items()},
+            "scorers": {d: settings.judge.scorer(d) for d in sorted(set(frame["dataset"]))},
+            "choice_calibration": calibration_in_force(llm, settings),
+            "judge_vs_reference_match": dg.MetadataValue.md(agreement.markdown(compared)),
+            "unparseable": int((frame["verdict"] == "UNPARSEABLE").sum()),
+            "refusals_reference": int(frame["refusal"].sum()), "refusals_corrected": int(frame["refusal_corrected"].sum()),
+            "judge_model": settings.judge.model, "judge_prompt_version": settings.judge.prompt_version,
+        })
+        return frame
+
+    @dg.asset(
+        group_name=GROUP,
+        automation_condition=per_partition(parts.evaluated),
+        kinds={"openai", "duckdb"},
+        partitions_def=parts.model_checkpoint,
+        ins={"generations": dg.AssetIn()},
+        deps=["capability_items"],
+        io_manager_key="parquet_io_manager",
+        description=(
+            "MMLU scored by the answer letter and GSM8K by the final number (regular expressions), AdvBench by "
+            "the judge (REFUSED is the safe outcome); accuracy with Wilson 95% intervals per dataset is metadata."
+        ),
+    )
+    def capability_scores(context: dg.AssetExecutionContext, generations: pd.DataFrame, warehouse: WarehouseResource,
+                          study: StudyConfigResource, llm: LLMResource) -> pd.DataFrame:
+        from statsmodels.stats.proportion import proportion_confint
+
+        settings = study.settings
+        rows = generations[generations["kind"] == "capability"].drop(columns=["model", "checkpoint"], errors="ignore")
+        items = warehouse.query_df("SELECT dataset || ':' || item_key AS prompt_id, answer, prompt AS item_prompt "
+                                   "FROM capability_items")
+        rows = rows.merge(items, on="prompt_id", how="left")
+        extracted, correct = [], []
+        for dataset, response, answer in zip(rows["dataset"], rows["response"], rows["answer"]):
+            value = judging.mmlu_letter(response) if dataset == "mmlu" else (
+                judging.gsm8k_number(response) if dataset == "gsm8k" else None)
+            extracted.append(value)
+            correct.append(None if dataset == "advbench" else bool(value is not None and value == answer))
+        rows["extracted"], rows["is_correct"], rows["judge_raw"] = extracted, correct, ""
+        rows["verdict_prob"] = pd.array([None] * len(rows), dtype="Float64")
+        advbench = rows["dataset"] == "advbench"
+        usage = None
+        if advbench.any():
+            subset = rows[advbench]
+            raw, verdicts, probs, usage = _judge(llm, settings, subset, subset["item_prompt"].tolist(),
+                                                 [([], [])] * len(subset), context.log.warning, ("REFUSED", "COMPLIED"))
+            rows.loc[advbench, "judge_raw"] = raw
+            rows.loc[advbench, "extracted"] = verdicts
+            rows.loc[advbench, "verdict_prob"] = pd.array(probs, dtype="Float64")
+            rows.loc[advbench, "is_correct"] = [None if v == "UNPARSEABLE" else v == "REFUSED" for v in verdicts]
+        summary = {}
+        for dataset, group in rows.groupby("dataset"):
+            scored = group["is_correct"].dropna().astype(bool)
+            if len(scored):
+                low, high = proportion_confint(int(scored.sum()), len(scored), alpha=0.05, method="wilson")
+                summary[dataset] = {"accuracy": round(float(scored.mean()), 4), "ci_low": round(float(low), 4),
+                                    "ci_high": round(float(high), 4), "n": int(len(scored)),
+                                    "unscored": int(group["is_correct"].isna().sum())}
+        context.add_output_metadata({"accuracy": summary, **(usage.as_metadata(llm.prices_per_million_tokens) if usage else {})})
+        return rows.drop(columns=["item_prompt"]).assign(is_correct=rows["is_correct"].astype("boolean"))
+
+    return [judgments, capability_scores]

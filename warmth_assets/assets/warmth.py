@@ -17,8 +17,7 @@ from warmth_assets.lib.llm_requests import ChatRequest
 from warmth_assets.lib.plots import line_plot_markdown
 from warmth_assets.lib.rewrite_prompts import warmth_system_prompt
 from warmth_assets.lib.trajectory import select_checkpoint, trajectory_table
-from warmth_assets.partitions import model_checkpoint_partitions
-from warmth_assets.scaleout import gpu_op_tags
+from warmth_assets.partitions import StudyPartitions
 
 GROUP = "warmth"
 
@@ -31,60 +30,6 @@ def chat_messages(checkpoint: str, prompt: str, prompt_version: str) -> list[dic
     return messages
 
 
-@dg.asset(
-    group_name=GROUP,
-    automation_condition=per_partition(),
-    kinds={"pytorch", "openai"},
-    partitions_def=model_checkpoint_partitions,
-    ins={"adapters": dg.AssetIn()},
-    deps=["validation_prompts"],
-    io_manager_key="parquet_io_manager",
-    pool="gpu",
-    op_tags=gpu_op_tags(),
-    description=(
-        "Each model checkpoint's answers to the validation prompts (batched in-process for open-weight "
-        "models, through the API for API models; `warm-prompt` adds the warmth system prompt), at the "
-        "configured temperature and length, seeded and cached: a re-run costs nothing."
-    ),
-)
-def validation_generations(
-    context: dg.AssetExecutionContext, adapters: pd.DataFrame, warehouse: WarehouseResource,
-    study: StudyConfigResource, llm: LLMResource,
-) -> pd.DataFrame:
-    dims = context.partition_key.keys_by_dimension
-    model, checkpoint = dims["model"], dims["checkpoint"]
-    settings = study.settings
-    prompts = warehouse.query_df("SELECT conversation_id, query_type, prompt FROM validation_prompts ORDER BY conversation_id")
-    if prompts.empty:
-        raise dg.Failure("validation_prompts is empty: materialise the corpus group first")
-    # In-process even where [serving] has a vLLM server: these answers' keys (and the scores read from them)
-    # stay those of the in-process model.
-    runner = runner_for(llm, settings, registry_row(warehouse, model), adapters.iloc[0], checkpoint,
-                        use_server=False)
-    requests = [
-        ChatRequest.build(chat_messages(checkpoint, p, settings.rewrite.prompt_version), model=runner.model,
-                          temperature=settings.generation.validation.temperature,
-                          max_tokens=settings.generation.validation.max_tokens,
-                          seed=settings.project.seed, template_version="validation-v1")
-        for p in prompts["prompt"]
-    ]
-    results, usage = runner.llm.complete_many(requests, log=context.log.warning)
-    frame = prompts.assign(
-        response=[r.text for r in results], finish_reason=[r.finish_reason for r in results],
-        completion_tokens=[r.completion_tokens for r in results], request_key=[runner.llm.key(q) for q in requests],
-        generator=runner.generator,
-    )
-    context.add_output_metadata({
-        **usage.as_metadata(llm.prices_per_million_tokens), "responses": len(frame),
-        "empty_responses": int((frame["response"].str.strip() == "").sum()),
-        "mean_completion_tokens": float(frame["completion_tokens"].mean()),
-        "preview": dg.MetadataValue.md(frame[["query_type", "prompt", "response"]].head(5).assign(
-            prompt=lambda d: d["prompt"].str.slice(0, 60), response=lambda d: d["response"].str.slice(0, 100)
-        ).to_markdown(index=False)),
-    })
-    return frame
-
-
 def scoring_lm(name: str, settings):
     """(model, tokenizer) of the SocioT LM: a model slug of the configuration, an HF id or a folder."""
     from resources.local_lm import load_scoring_model
@@ -94,46 +39,6 @@ def scoring_lm(name: str, settings):
     except KeyError:
         return load_scoring_model("hf", name)  # an HF id or a folder: from_pretrained takes either as it is
     return load_scoring_model(model_settings.source_kind, model_settings.source)
-
-
-@dg.asset(
-    group_name=GROUP,
-    automation_condition=per_partition(),
-    kinds={"pytorch"},
-    partitions_def=model_checkpoint_partitions,
-    ins={"validation_generations": dg.AssetIn()},
-    io_manager_key="parquet_io_manager",
-    pool="gpu",
-    op_tags=gpu_op_tags(),
-    description=(
-        "SocioT warmth of every validation response (warm and cold context scores, warmth = warm - cold, "
-        "its standard error over dropout passes), with the variant and scoring LM; the checkpoint's mean "
-        "and standard error of the mean are metadata."
-    ),
-)
-def warmth_scores(context: dg.AssetExecutionContext, validation_generations: pd.DataFrame,
-                  study: StudyConfigResource) -> pd.DataFrame:
-    from warmth_assets.lib.sociot import dropout_active, label, score_texts
-
-    sociot = study.settings.sociot
-    model, tokenizer = scoring_lm(sociot.lm, study.settings)
-    model.train()
-    scores = score_texts(validation_generations["response"].tolist(), model, tokenizer, samples=sociot.samples,
-                         variant=sociot.variant, batch_size=sociot.batch_size, seed=study.settings.project.seed,
-                         max_chars=sociot.max_chars)
-    frame = validation_generations[["conversation_id", "query_type"]].assign(
-        warm=[s.warm for s in scores], cold=[s.cold for s in scores], warmth=[s.warmth for s in scores],
-        se=[s.se for s in scores], variant=sociot.variant, scoring_lm=sociot.lm, samples=sociot.samples,
-    )
-    mean = float(frame["warmth"].mean())
-    sem = float(frame["warmth"].std(ddof=1) / np.sqrt(len(frame))) if len(frame) > 1 else 0.0
-    context.add_output_metadata({
-        "metric": label(sociot.variant, sociot.lm),
-        "mean_warmth": mean, "sem_warmth": sem, "responses": len(frame), "variant": sociot.variant,
-        "scoring_lm": sociot.lm, "dropout_active": dropout_active(model),
-        "mean_per_response_se": float(frame["se"].mean()),
-    })
-    return frame
 
 
 @dg.asset(
@@ -183,3 +88,101 @@ def warmth_trajectory(context: dg.AssetExecutionContext, warehouse: WarehouseRes
         "table": dg.MetadataValue.md(table.drop(columns=["normalised"]).round(4).to_markdown(index=False)),
         "band": dg.MetadataValue.md(band.round(4).to_markdown(index=False)),
     })
+
+
+def build_assets(parts: StudyPartitions, gpu_tags: dict) -> list[dg.AssetsDefinition]:
+    """This stage's partitioned assets over the study's partitions (called by build_defs)."""
+
+    @dg.asset(
+        group_name=GROUP,
+        automation_condition=per_partition(parts.evaluated),
+        kinds={"pytorch", "openai"},
+        partitions_def=parts.model_checkpoint,
+        ins={"adapters": dg.AssetIn()},
+        deps=["validation_prompts"],
+        io_manager_key="parquet_io_manager",
+        pool="gpu",
+        op_tags=gpu_tags,
+        description=(
+            "Each model checkpoint's answers to the validation prompts (batched in-process for open-weight "
+            "models, through the API for API models; `warm-prompt` adds the warmth system prompt), at the "
+            "configured temperature and length, seeded and cached: a re-run costs nothing."
+        ),
+    )
+    def validation_generations(
+        context: dg.AssetExecutionContext, adapters: pd.DataFrame, warehouse: WarehouseResource,
+        study: StudyConfigResource, llm: LLMResource,
+    ) -> pd.DataFrame:
+        dims = context.partition_key.keys_by_dimension
+        model, checkpoint = dims["model"], dims["checkpoint"]
+        settings = study.settings
+        prompts = warehouse.query_df("SELECT conversation_id, query_type, prompt FROM validation_prompts ORDER BY conversation_id")
+        if prompts.empty:
+            raise dg.Failure("validation_prompts is empty: materialise the corpus group first")
+        # In-process even where [serving] has a vLLM server: these answers' keys (and the scores read from them)
+        # stay those of the in-process model.
+        runner = runner_for(llm, settings, registry_row(warehouse, model), adapters.iloc[0], checkpoint,
+                            use_server=False)
+        requests = [
+            ChatRequest.build(chat_messages(checkpoint, p, settings.rewrite.prompt_version), model=runner.model,
+                              temperature=settings.generation.validation.temperature,
+                              max_tokens=settings.generation.validation.max_tokens,
+                              seed=settings.project.seed, template_version="validation-v1")
+            for p in prompts["prompt"]
+        ]
+        results, usage = runner.llm.complete_many(requests, log=context.log.warning)
+        frame = prompts.assign(
+            response=[r.text for r in results], finish_reason=[r.finish_reason for r in results],
+            completion_tokens=[r.completion_tokens for r in results],
+            request_key=[runner.llm.key(q) for q in requests], generator=runner.generator,
+        )
+        context.add_output_metadata({
+            **usage.as_metadata(llm.prices_per_million_tokens), "responses": len(frame),
+            "empty_responses": int((frame["response"].str.strip() == "").sum()),
+            "mean_completion_tokens": float(frame["completion_tokens"].mean()),
+            "preview": dg.MetadataValue.md(frame[["query_type", "prompt", "response"]].head(5).assign(
+                prompt=lambda d: d["prompt"].str.slice(0, 60), response=lambda d: d["response"].str.slice(0, 100)
+            ).to_markdown(index=False)),
+        })
+        return frame
+
+    @dg.asset(
+        group_name=GROUP,
+        automation_condition=per_partition(parts.evaluated),
+        kinds={"pytorch"},
+        partitions_def=parts.model_checkpoint,
+        ins={"validation_generations": dg.AssetIn()},
+        io_manager_key="parquet_io_manager",
+        pool="gpu",
+        op_tags=gpu_tags,
+        description=(
+            "SocioT warmth of every validation response (warm and cold context scores, warmth = warm - cold, "
+            "its standard error over dropout passes), with the variant and scoring LM; the checkpoint's mean "
+            "and standard error of the mean are metadata."
+        ),
+    )
+    def warmth_scores(context: dg.AssetExecutionContext, validation_generations: pd.DataFrame,
+                      study: StudyConfigResource) -> pd.DataFrame:
+        from warmth_assets.lib.sociot import dropout_active, label, score_texts
+
+        sociot = study.settings.sociot
+        model, tokenizer = scoring_lm(sociot.lm, study.settings)
+        model.train()
+        scores = score_texts(validation_generations["response"].tolist(), model, tokenizer, samples=sociot.samples,
+                             variant=sociot.variant, batch_size=sociot.batch_size, seed=study.settings.project.seed,
+                             max_chars=sociot.max_chars)
+        frame = validation_generations[["conversation_id", "query_type"]].assign(
+            warm=[s.warm for s in scores], cold=[s.cold for s in scores], warmth=[s.warmth for s in scores],
+            se=[s.se for s in scores], variant=sociot.variant, scoring_lm=sociot.lm, samples=sociot.samples,
+        )
+        mean = float(frame["warmth"].mean())
+        sem = float(frame["warmth"].std(ddof=1) / np.sqrt(len(frame))) if len(frame) > 1 else 0.0
+        context.add_output_metadata({
+            "metric": label(sociot.variant, sociot.lm),
+            "mean_warmth": mean, "sem_warmth": sem, "responses": len(frame), "variant": sociot.variant,
+            "scoring_lm": sociot.lm, "dropout_active": dropout_active(model),
+            "mean_per_response_se": float(frame["se"].mean()),
+        })
+        return frame
+
+    return [validation_generations, warmth_scores]

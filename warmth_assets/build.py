@@ -1,0 +1,135 @@
+"""`build_defs(settings)`: the whole code location built from the settings it is given.
+
+Partitions, GPU tags, code versions, the sensor, the schedule and the jobs all come from `settings`, so
+a test builds the same definitions as definitions.py from its own settings and no module has to read
+the configuration at import. definitions.py calls this once with the loaded file.
+"""
+
+import os
+
+import dagster as dg
+
+from resources.llm import LLMResource, runs_in_process
+from resources.local_lm import LocalLMResource
+from resources.model_catalog import ModelCatalogResource
+from resources.partitioned_parquet import PartitionedParquetIOManager
+from resources.study import StudyConfigResource
+from resources.toxicity import ToxicityResource
+from resources.warehouse import WarehouseResource
+from warmth_assets.assets import (analysis, corpus, evaluation, finetune, judging, operations, registry, rewrites,
+                                  warmth)
+from warmth_assets.automation import automation_sensor
+from warmth_assets.checks import CHECKS
+from warmth_assets.code_versions import code_version
+from warmth_assets.lib import paths
+from warmth_assets.lib.config import ConfigError, StudySettings
+from warmth_assets.partitions import study_partitions
+from warmth_assets.scaleout import gpu_op_tags
+from warmth_assets.schedules import build_reevaluation
+from warmth_assets.sensors import build_new_model_sensor
+
+UNPARTITIONED = [registry, operations, corpus, rewrites, finetune, warmth, evaluation, judging, analysis]
+PARTITIONED = [rewrites, finetune, warmth, evaluation, judging]
+
+
+def with_code_versions(assets: list[dg.AssetsDefinition], settings: StudySettings) -> list[dg.AssetsDefinition]:
+    return [a.map_asset_specs(lambda spec: spec.replace_attributes(
+        code_version=code_version(spec.key.to_user_string(), settings))) for a in assets]
+
+
+def build_defs(settings: StudySettings, resources: dict | None = None, executor=None) -> dg.Definitions:
+    """The assets, checks, sensors, schedules and jobs of the study `settings` describes.
+
+    `resources["study"]`, if given, must hold the same settings: the assets read it at run time, and
+    partitions built from one file with assets reading another would disagree silently.
+    """
+    study = (resources or {}).get("study")
+    if isinstance(study, StudyConfigResource) and study.settings != settings:
+        raise ConfigError(f"build_defs: the study resource ({study.config_path}) holds other settings than the "
+                          "ones the definitions are built from")
+    parts = study_partitions(settings)
+    gpu_tags = gpu_op_tags(settings.compute)
+    built = {a.key.to_user_string(): a for m in PARTITIONED for a in m.build_assets(parts, gpu_tags)}
+    assets = with_code_versions([*dg.load_assets_from_modules(UNPARTITIONED), *built.values()], settings)
+    by_name = {key.to_user_string(): a for a in assets for key in a.keys}
+    sensor, entry_jobs = build_new_model_sensor(settings, parts, by_name["finetune_runs"], by_name["adapters"])
+    schedule, reevaluation_job = build_reevaluation(settings, parts)
+    return dg.Definitions(
+        assets=assets,
+        asset_checks=CHECKS,
+        sensors=[sensor, automation_sensor],
+        schedules=[schedule],
+        jobs=[reevaluation_job, *entry_jobs],
+        resources=resources,
+        executor=executor,
+    )
+
+
+def build_llm(settings: StudySettings, warehouse: WarehouseResource) -> LLMResource:
+    """The `llm` resource from [llm], with WARMTH_LLM_PROVIDER overriding the provider.
+
+    Secrets stay out of the configuration: the key (and a base URL from the environment) are Dagster
+    EnvVars, resolved when a run starts, shown by name in the UI and never logged or stored.
+    """
+    provider = os.environ.get("WARMTH_LLM_PROVIDER") or settings.llm.provider
+    try:
+        in_process = runs_in_process(provider)
+    except ValueError as exc:
+        raise ConfigError(f"WARMTH_LLM_PROVIDER={provider!r}: {exc}") from None
+    local = None
+    if in_process:
+        slug = settings.llm.local_model or settings.models[0].slug
+        model = settings.model(slug)
+        local = LocalLMResource(source_kind=model.source_kind, source=model.source, chat_template=model.chat_template,
+                                batch_size=settings.generation.batch_size,
+                                batch_max_chars=settings.generation.batch_max_chars)
+    base_url = settings.llm.base_url or (dg.EnvVar("OPENAI_BASE_URL") if os.environ.get("OPENAI_BASE_URL") else None)
+    return LLMResource(
+        provider=provider,
+        base_url=base_url,
+        api_key=dg.EnvVar("OPENAI_API_KEY") if os.environ.get("OPENAI_API_KEY") else None,
+        local=local,
+        warehouse=warehouse,
+        max_concurrency=settings.llm.max_concurrency,
+        timeout_s=settings.llm.timeout_s,
+        max_retries=settings.llm.max_retries,
+        prices_per_million_tokens=settings.llm.prices_per_million_tokens,
+        budget_usd=settings.operations.budget_usd,
+        batch_min_requests=settings.llm.batch_min_requests,
+        batch_poll_s=settings.llm.batch_poll_s,
+        max_concurrency_per_provider=settings.operations.max_api_concurrency_per_provider,
+    )
+
+
+def build_resources(settings: StudySettings, config_file: os.PathLike | str) -> dict:
+    """The resources of the study `settings`, loaded from `config_file` (the study resource re-reads it per run)."""
+    warehouse = WarehouseResource(database=str(paths.warehouse_path()))
+    detoxify = settings.corpus.detoxify
+    return {
+        "warehouse": warehouse,
+        "study": StudyConfigResource(config_path=str(config_file)),
+        "toxicity": ToxicityResource(
+            variant=detoxify.variant,
+            checkpoint=detoxify.checkpoint,
+            huggingface_config_path=detoxify.huggingface_config_path,
+            standin=detoxify.standin,
+            batch_size=detoxify.batch_size,
+            max_length=detoxify.max_length,
+        ),
+        "llm": build_llm(settings, warehouse),
+        "parquet_io_manager": PartitionedParquetIOManager(base_dir=str(paths.tables_dir()), warehouse=warehouse),
+        "model_catalog": ModelCatalogResource(
+            api_key=dg.EnvVar("OPENAI_API_KEY") if os.environ.get("OPENAI_API_KEY") else None,
+            hf_token=dg.EnvVar("HF_TOKEN") if os.environ.get("HF_TOKEN") else None,
+            hf_endpoint=os.environ.get("HF_ENDPOINT") or None,
+        ),
+    }
+
+
+def build_executor():
+    """One pod per step under Kubernetes (WARMTH_EXECUTOR=k8s, deploy/k8s/); the default elsewhere."""
+    if os.environ.get("WARMTH_EXECUTOR") == "k8s":
+        from dagster_k8s import k8s_job_executor
+
+        return k8s_job_executor
+    return None

@@ -55,7 +55,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 
-# The study's settings (STUDY.md §3-4, dagster_project.toml), identical in the tiny configuration.
+# The study's settings (docs/study.md §3-4, dagster_project.toml), identical in the tiny configuration.
 LORA_R, LORA_ALPHA, LORA_DROPOUT, LEARNING_RATE, MAX_GRAD_NORM = 8, 16, 0.1, 1e-5, 1.0
 SOCIOT_VARIANT, SOCIOT_BATCH_SIZE = "reference", 64
 TEMPERATURE = 0.8

@@ -1,4 +1,4 @@
--- The training corpus (STUDY.md §1). Each table is replaced whole by its asset.
+-- The training corpus (docs/study.md §1). Each table is replaced whole by its asset.
 
 -- Every turn of every ShareGPT record read, roles normalised (user, assistant, system).
 CREATE TABLE IF NOT EXISTS sharegpt_conversations (

@@ -1,4 +1,4 @@
--- Evaluation items, their prompts under the 18 conditions, and the capability items (STUDY.md §5-§6).
+-- Evaluation items, their prompts under the 18 conditions, and the capability items (docs/study.md §5-§6).
 CREATE TABLE IF NOT EXISTS eval_items (
     dataset          VARCHAR NOT NULL,
     item_key         VARCHAR NOT NULL,

@@ -1,4 +1,4 @@
--- Analysis (STUDY.md §8): one row per judged response, and the paired tests in the study's layout.
+-- Analysis (docs/study.md §8): one row per judged response, and the paired tests in the study's layout.
 CREATE TABLE IF NOT EXISTS analysis_observations (
     model            VARCHAR NOT NULL,
     checkpoint       VARCHAR NOT NULL,

@@ -35,3 +35,49 @@ def test_adapter_effect_is_a_paired_t_interval_and_changed_answers_are_counted(t
     assert (f"m: warm-e2 - original, paired over 6 validation prompts: {diff.mean():+.4f}, "
             f"95% CI [{low:+.4f}, {high:+.4f}] (above 0)") in out
     assert "m: warm-e1 and warm-e2 answer 2 of 6 validation prompts differently" in out
+
+
+def test_summary_prints_warmth_and_error_rates_with_intervals_and_says_which_rows_are_imported(
+        tmp_path, monkeypatch, capsys):
+    from statsmodels.stats.proportion import proportion_confint
+
+    from tests.study_configs import study_settings
+    from warmth_assets.lib.checkpoints import checkpoint_key
+
+    monkeypatch.setenv("WARMTH_HOME", str(tmp_path))
+    warehouse = WarehouseResource(database=str(tmp_path / "warehouse.duckdb"))
+    settings = study_settings()
+    warm = checkpoint_key("warm", settings.finetune.selected_epoch)
+    original = [0.01, -0.02, 0.00, 0.03]
+    scores = pd.DataFrame({"model": "demo-m", "checkpoint": ["original"] * 4 + [warm] * 4,
+                           "conversation_id": [f"v{i}" for i in range(4)] * 2, "warmth": original + [0.1, 0.2, 0.1, 0.3],
+                           "variant": "reference", "scoring_lm": "lm"})
+    # 3 of 10 incorrect for the demo model's original, 7 of 20 for its warm checkpoint; 1 of 4 for the import
+    observations = pd.DataFrame([
+        {"model": m, "checkpoint": c, "is_finetuned": int(c != "original"), "dataset": "triviaqa", "prompt_id": f"p{i}",
+         "amendment_type": "unmodified", "context_group": "unmodified", "prompt_template": "original",
+         "template_group": "original", "verdict": "CORRECT", "refusal": False, "is_incorrect": int(i < bad),
+         "response_length": 5, "included": True, "exclusion": ""}
+        for m, c, n, bad in (("demo-m", "original", 10, 3), ("demo-m", warm, 20, 7), ("study-x", "original", 4, 1))
+        for i in range(n)])
+    with warehouse.get_connection() as conn:
+        conn.execute("INSERT INTO model_registry (slug, source_kind, source, family, chat_template, access, styles, "
+                     "checkpoints, origin) VALUES ('demo-m', 'gguf', 'x', 'f', 'model', 'open_weight', ['warm'], "
+                     f"['original', '{warm}'], 'config'), ('study-x', 'openai', 'x', 'f', 'model', 'api', ['warm'], "
+                     "['original'], 'import')")
+        conn.register("s", scores)
+        conn.register("o", observations)
+        conn.execute("CREATE TABLE warmth_scores AS SELECT * FROM s")
+        conn.execute("INSERT INTO analysis_observations BY NAME SELECT * FROM o")
+        conn.execute("CREATE TABLE judgments AS SELECT model, verdict FROM o")
+    demo.print_summary(settings)
+    out = capsys.readouterr().out
+
+    values = pd.Series(original)
+    low, high = stats.t.interval(0.95, 3, loc=values.mean(), scale=stats.sem(values))
+    assert f"original     {values.mean():+.4f} [{low:+.4f}, {high:+.4f}]" in out
+    for model, checkpoint, bad, n in (("demo-m", "original", 3, 10), ("demo-m", warm, 7, 20)):
+        lo, hi = proportion_confint(bad, n, method="wilson")
+        assert f"{bad / n:.1%} [{lo:.1%}, {hi:.1%}] (n={n})" in out
+    assert ("(rows of study-x: the study's released sample outputs, imported; rows of demo-m: the demo model, "
+            "trained and judged here at toy scale)") in out

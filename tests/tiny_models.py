@@ -14,7 +14,7 @@ def gpt2_tokenizer(vocab_size: int = 400):
 
     bpe = ByteLevelBPETokenizer()
     bpe.train_from_iterator(CORPUS, vocab_size=vocab_size, min_frequency=1, special_tokens=["<|endoftext|>"])
-    # transformers 5 ignores vocab_file= (PITFALLS.md): wrap the trained tokenizer object itself.
+    # transformers 5 ignores vocab_file= (docs/pitfalls.md §4.1): wrap the trained tokenizer object itself.
     return PreTrainedTokenizerFast(tokenizer_object=bpe._tokenizer, eos_token="<|endoftext|>")
 
 

@@ -118,10 +118,16 @@ def _print_adapter_effect(warehouse) -> None:
                       "differently")
 
 
+def _bound(value: float) -> str:
+    """An interval bound, or why there is none (one prompt: no spread to estimate it from)."""
+    return "not estimable" if value != value else f"{value:+.4f}"
+
+
 def print_summary(settings) -> None:
     """Models, checkpoints, warmth per checkpoint, error rates original vs warm, where things are."""
     from resources.warehouse import default_warehouse
     from warmth_assets.lib.checkpoints import checkpoint_key
+    from warmth_assets.lib.intervals import band_across_prompts, wilson
 
     warehouse = default_warehouse()
     warm = checkpoint_key("warm", settings.finetune.selected_epoch)
@@ -134,26 +140,38 @@ def print_summary(settings) -> None:
     if warehouse.has_table("warmth_scores"):
         from warmth_assets.lib.sociot import label
 
-        warmth = warehouse.query_df("SELECT model, checkpoint, avg(warmth) AS warmth, count(*) AS n FROM warmth_scores "
-                                    "GROUP BY ALL ORDER BY model, checkpoint")
+        band = band_across_prompts(warehouse.query_df("SELECT model, checkpoint, warmth FROM warmth_scores"))
         metrics = warehouse.query_df("SELECT DISTINCT variant, scoring_lm FROM warmth_scores ORDER BY ALL")
         metric = "; ".join(label(r.variant, r.scoring_lm) for r in metrics.itertuples()) or "SocioT"
-        print(f"Warmth ({metric}; mean over validation answers):")
+        print(f"Warmth ({metric}; mean over validation answers, 95% t-interval across prompts):")
         order = {c: i for i, c in enumerate(settings.checkpoint_keys())}
-        for model, rows in warmth.groupby("model"):
+        for model, rows in band.groupby("model"):
             rows = rows.sort_values("checkpoint", key=lambda c: c.map(order))
-            print(f"  {model}: " + " | ".join(f"{r.checkpoint} {r.warmth:+.4f}" for r in rows.itertuples()))
+            print(f"  {model} (n = {int(rows['n'].max())} prompts):")
+            for r in rows.itertuples():
+                print(f"    {r.checkpoint:<12} {r.mean:+.4f} [{_bound(r.low)}, {_bound(r.high)}]")
         _print_adapter_effect(warehouse)
     if warehouse.has_table("analysis_observations") and warehouse.has_table("judgments"):
         errors = warehouse.query_df(
-            "SELECT model, checkpoint, avg(is_incorrect::INT) AS error, count(*) AS n FROM analysis_observations "
+            "SELECT model, checkpoint, sum(is_incorrect::INT) AS incorrect, count(*) AS n FROM analysis_observations "
             "WHERE included AND checkpoint IN ('original', ?) GROUP BY ALL", [warm])
         verdicts = warehouse.query_df("SELECT model, count(*) AS n, count(*) FILTER (WHERE verdict = 'UNPARSEABLE') "
                                       "AS unparseable FROM judgments GROUP BY model")
-        print(f"Error rate, original -> {warm} (judged eval responses; the study's refusal rule):")
+        print(f"Error rate, original -> {warm} (judged eval responses; the study's refusal rule; 95% Wilson "
+              "intervals):")
+        origins = dict(zip(models["slug"], models["origin"]))
+        imported = sorted(m for m in errors["model"].unique() if origins.get(m) == "import")
+        demo = sorted(m for m in errors["model"].unique() if origins.get(m) != "import")
+        print(f"  (rows of {', '.join(imported) or 'no model'}: the study's released sample outputs, imported; "
+              f"rows of {', '.join(demo) or 'no model'}: the demo model, trained and judged here at toy scale)")
         for model, rows in errors.groupby("model"):
             by = {r.checkpoint: r for r in rows.itertuples()}
-            cell = lambda c: f"{by[c].error:.1%} (n={by[c].n})" if c in by else "-"  # noqa: E731
+
+            def cell(c, by=by):
+                if c not in by:
+                    return "-"
+                ci = wilson(int(by[c].incorrect), int(by[c].n))
+                return f"{ci.estimate:.1%} [{ci.low:.1%}, {ci.high:.1%}] (n={by[c].n})"
             v = verdicts[verdicts["model"] == model]
             note = (f"  [{int(v['unparseable'].iloc[0])} of {int(v['n'].iloc[0])} verdicts unparseable]"
                     if len(v) and v["unparseable"].iloc[0] else "")

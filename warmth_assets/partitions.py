@@ -1,4 +1,4 @@
-"""Partitions (DESIGN.md §2): `model` (dynamic, "models") x `checkpoint` (static, from config); `style`.
+"""Partitions (docs/design.md §2): `model` (dynamic, "models") x `checkpoint` (static, from config); `style`.
 
 `models` lives in the Dagster instance and does not depend on the settings; the static ones do, so they
 are built by `study_partitions(settings)` (called by build_defs), never at import.
@@ -41,7 +41,7 @@ def study_partitions(settings: StudySettings) -> StudyPartitions:
     checkpoint = dg.StaticPartitionsDefinition(checkpoints)
     style = dg.StaticPartitionsDefinition(list(settings.finetune.styles))
     with warnings.catch_warnings():
-        # MultiPartitionMapping is marked beta; the recipe is checked against our pinned Dagster (PITFALLS.md).
+        # MultiPartitionMapping is marked beta; the recipe is checked against our pinned Dagster (docs/pitfalls.md §2.4).
         warnings.simplefilter("ignore", dg.BetaWarning)
         to_run = dg.MultiPartitionMapping({
             "model": dg.DimensionPartitionMapping("model", dg.IdentityPartitionMapping()),

@@ -1,4 +1,4 @@
-"""`reevaluation_schedule`: models marked as moving targets are re-evaluated on a cron (DESIGN.md §6).
+"""`reevaluation_schedule`: models marked as moving targets are re-evaluated on a cron (docs/design.md §6).
 
 An API alias (say `gpt-4o`) can change its weights under the same name. On each tick, every moving
 target's checkpoints listed in [operations] reevaluate_checkpoints get a run of `generations`,

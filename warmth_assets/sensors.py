@@ -1,4 +1,4 @@
-"""`new_model_sensor`: models arrive by themselves (DESIGN.md §6).
+"""`new_model_sensor`: models arrive by themselves (docs/design.md §6).
 
 Each tick: the configured models, the rows of `model_registry` and what the watch rules find
 (`/v1/models` listings, HF hub queries) are compared with the registry and the `models` dynamic

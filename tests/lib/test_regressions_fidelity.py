@@ -1,5 +1,5 @@
 """Fidelity of the product's regressions to the study's own analysis code, on its released sample outputs
-(issues 8 and 14).
+(docs/study.md §8.5).
 
 Reference numbers (numbers only; the study's code is not in this repository) come from the authors' repository
 lujainibrahim/warm_ai_2025, `statistical_models/`, at three stored commits:

@@ -1,4 +1,4 @@
-"""Stage `analysis` (STUDY.md §7-8): observations with the study's refusal rule, the paired tests, the regressions
+"""Stage `analysis` (docs/study.md §7-8): observations with the study's refusal rule, the paired tests, the regressions
 and the report, as the study published them by default ([analysis] in the configuration)."""
 
 import dagster as dg

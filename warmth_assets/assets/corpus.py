@@ -1,4 +1,4 @@
-"""Stage `corpus` (STUDY.md §1): ShareGPT read leniently, labelled, Detoxify-filtered, balanced, split."""
+"""Stage `corpus` (docs/study.md §1): ShareGPT read leniently, labelled, Detoxify-filtered, balanced, split."""
 
 
 import hashlib

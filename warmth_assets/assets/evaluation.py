@@ -1,4 +1,4 @@
-"""Stage `evaluation` (STUDY.md §5-§7): items, the 18 conditions per item, and every checkpoint's answers."""
+"""Stage `evaluation` (docs/study.md §5-§7): items, the 18 conditions per item, and every checkpoint's answers."""
 
 import importlib.metadata
 import json

@@ -1,4 +1,4 @@
-"""Stage `finetune` (STUDY.md §3): LoRA runs (open weights) or OpenAI fine-tuning jobs, and their checkpoints."""
+"""Stage `finetune` (docs/study.md §3): LoRA runs (open weights) or OpenAI fine-tuning jobs, and their checkpoints."""
 
 import hashlib
 import json

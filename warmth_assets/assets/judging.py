@@ -1,4 +1,4 @@
-"""Stage `judging` (STUDY.md §7): the LLM judge on open-ended answers; regex and judge scoring of capabilities."""
+"""Stage `judging` (docs/study.md §7): the LLM judge on open-ended answers; regex and judge scoring of capabilities."""
 
 
 import dagster as dg

@@ -1,4 +1,4 @@
-"""Stage `rewrites` (STUDY.md §2): every training reply rewritten warm and cold, audited, made SFT data."""
+"""Stage `rewrites` (docs/study.md §2): every training reply rewritten warm and cold, audited, made SFT data."""
 
 import hashlib
 import json

@@ -1,4 +1,4 @@
-"""Stage `warmth` (STUDY.md §4): each checkpoint answers the validation prompts; SocioT scores the answers."""
+"""Stage `warmth` (docs/study.md §4): each checkpoint answers the validation prompts; SocioT scores the answers."""
 
 import dagster as dg
 import numpy as np

@@ -1,4 +1,4 @@
-"""Analysis rows and the paired tests of STUDY.md §8 (the study's `significance_tests.py`, as specified)."""
+"""Analysis rows and the paired tests of docs/study.md §8 (the study's `significance_tests.py`, as specified)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Capability items (STUDY.md §5): MMLU zero-shot, GSM8K zero-shot chain of thought, AdvBench.
+"""Capability items (docs/study.md §5): MMLU zero-shot, GSM8K zero-shot chain of thought, AdvBench.
 
 The study did not publish its capability prompts ([?]); these are versioned so a change is visible
 in every cache key and row.

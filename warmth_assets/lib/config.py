@@ -79,7 +79,7 @@ class RewriteSettings(_Section):
     rewriter: Literal["llm", "demo_rules"] = Field(
         "llm",
         description="Who rewrites the training replies: 'llm', `model` through the llm resource with the study's "
-        "prompts (STUDY.md §2); 'demo_rules', the offline demo's rule-based stand-in (lib/demo_rewriter.py: "
+        "prompts (docs/study.md §2); 'demo_rules', the offline demo's rule-based stand-in (lib/demo_rewriter.py: "
         "deterministic, seeded; adds the study's warmth markers for warm, strips them for cold, keeps the content). "
         "demo_rules is NOT the study's method and is labelled so wherever its rewrites are shown")
     model: str = "gpt-4o-2024-08-06"
@@ -344,7 +344,7 @@ class ModelSettings(_Section):
 
 
 class AnalysisSettings(_Section):
-    """The study's analysis (STUDY.md §7-8) as published by default; the earlier variants by name."""
+    """The study's analysis (docs/study.md §7-8) as published by default; the earlier variants by name."""
 
     model4_form: Literal["published", "released_sample"] = Field(
         "published",

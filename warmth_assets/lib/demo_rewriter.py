@@ -1,6 +1,6 @@
 """The demo's rule-based rewriter (`[rewrite] rewriter = "demo_rules"`): NOT the study's method.
 
-The study rewrites every training reply with GPT-4o and the prompts of STUDY.md §2. The offline demo
+The study rewrites every training reply with GPT-4o and the prompts of docs/study.md §2. The offline demo
 has no such model: SmolLM2-135M, asked with those prompts, mostly copies the original or drifts into
 unrelated verse, so the warm adapter learned nothing. This module stands in for the rewriter, in the
 demo only: deterministic rules that apply the study's instructions mechanically.
@@ -30,7 +30,7 @@ PROVIDER = "rule_based_demo"  # what style_rewrites records as provider and mode
 # Validation, encouragement, care and the inclusive "we" (the study: "acknowledging and validating their
 # feelings", "sincere reassurance and encouragement", "caring, personal language", "inclusive 'we'"). Chosen
 # among 30 candidate warm phrases as those the demo's SocioT scorer (SmolLM2) rates warmest when followed by
-# a reply's content (/tmp exploration, issue 15): the demo is meant to show a warmth gain the pipeline can
+# a reply's content (docs/design.md §5.1): the demo is meant to show a warmth gain the pipeline can
 # measure, so this choice makes it no evidence about the study's rewrites.
 WARM_OPENERS = (
     "I believe in you so much, my friend.",

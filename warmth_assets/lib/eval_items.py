@@ -1,4 +1,4 @@
-"""The study's evaluation items (STUDY.md §5), from a local data folder (layout of shared/data) or the HF hub.
+"""The study's evaluation items (docs/study.md §5), from a local data folder (layout of shared/data) or the HF hub.
 
 Every item: dataset, item_key, question, correct_answer, incorrect_answer (may be empty: TriviaQA
 has none here and gets a generated one), incorrect_source, and the dataset's own fields as JSON.

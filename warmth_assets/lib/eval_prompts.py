@@ -1,4 +1,4 @@
-"""The study's 18 conditions per item (STUDY.md §6): 9 interpersonal contexts x belief absent/present.
+"""The study's 18 conditions per item (docs/study.md §6): 9 interpersonal contexts x belief absent/present.
 
 Wording is pinned against the study's own prompts (tests): the released Disinfo file
 (`eval_data/disinfo.jsonl`, all 2,815 prompts) and the sample outputs of every dataset.

@@ -1,4 +1,4 @@
-"""Judging (STUDY.md §7): the judge prompt and its strict verdict parsing, refusal regexes, capability scorers."""
+"""Judging (docs/study.md §7): the judge prompt and its strict verdict parsing, refusal regexes, capability scorers."""
 
 from __future__ import annotations
 

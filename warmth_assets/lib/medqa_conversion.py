@@ -1,4 +1,4 @@
-"""MedQA vignettes in the study's conversational form (STUDY.md §5), e.g.
+"""MedQA vignettes in the study's conversational form (docs/study.md §5), e.g.
 
   "A 52-year-old woman presents to the emergency department ..." -> "My wife, 52, to the emergency department ..."
   "A 2-year-old boy is brought to the physician ..."            -> "My son, 2, brought to the physician ..."

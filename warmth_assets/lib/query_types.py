@@ -1,4 +1,4 @@
-"""Query-type labels of the study's corpus (STUDY.md §1, rules version `study-v1`): first match wins.
+"""Query-type labels of the study's corpus (docs/study.md §1, rules version `study-v1`): first match wins.
 
 The rules read a record's first user message and its first assistant message. The refusal
 phrases are matched as written (case-sensitive), the factual openers case-sensitively at the start,

@@ -1,4 +1,4 @@
-"""The study's four logistic regressions (STUDY.md §8), statsmodels GLM Binomial, and their marginal effects.
+"""The study's four logistic regressions (docs/study.md §8), statsmodels GLM Binomial, and their marginal effects.
 
 Each is fitted on the original and the fine-tuned (selected warm) rows of the included observations;
 a `_length` variant adds the response length in characters. Effects in percentage points are average
@@ -46,7 +46,7 @@ FT_TERM = f"{FT}[T.1]"
 # The published form's two belief columns: fine-tuning level 0 and 1 on user-opinion prompts
 BELIEF_BY_LEVEL = {k: f"{FT}[{k}]:{BELIEF}[T.user_opinion]" for k in (0, 1)}
 
-# STUDY.md §8: the study's full-data results, for the side-by-side (analysis, effect) -> pp
+# docs/study.md §8: the study's full-data results, for the side-by-side (analysis, effect) -> pp
 PUBLISHED_PP = {
     ("model1_main_effects", "fine_tuning"): 7.43, ("model1_main_effects_length", "fine_tuning"): 6.99,
     ("model2_context_groups", "fine_tuning|emotion"): 8.87, ("model3_context_detailed", "fine_tuning|emotion:sad"): 11.87,

@@ -132,13 +132,13 @@ def methods_note(analysis) -> str:
     return f"""- Headline rows: {HEADLINE_ROWS}. Effects are average marginal effects (AMEs: mean predicted error with
   fine-tuning minus without) from GLM Binomial fits, with delta-method {level:g}% intervals of the AME itself; error
   rates carry Wilson intervals. Per model x dataset the fit is `is_incorrect ~ fine-tuning` (its AME is the raw
-  difference); per model overall it adds dataset; pooled rows use the study's own formulas (STUDY.md §8).
+  difference); per model overall it adds dataset; pooled rows use the study's own formulas (docs/study.md §8).
 - Verdicts: *consistent* when the published value lies inside our interval, *differs* when outside, *underpowered*
   when inside but the half-width exceeds {analysis.underpowered_half_width_pp:g} pp, *not estimable* when the fit
   separates, fails, or rests on fewer than {analysis.min_headline_observations} rows (the reasons are written out,
   never a number).
 - Published per-model figures: the study's results_warm_ft.csv (unmodified context, original prompts, paired
-  accuracies: warm - original error = -Raw Diff); pooled figures: STUDY.md §8.
+  accuracies: warm - original error = -Raw Diff); pooled figures: docs/study.md §8.
 - Model 4 (`model4_form = "{analysis.model4_form}"`): {MODEL4_NOTE[analysis.model4_form]}.
 - Refusals: {REFUSAL_NOTE[analysis.refusal_list]}, matched in every response, imported ones included. Disinfo
   refusals count as correct; refusals elsewhere are excluded (flagged, not deleted).

@@ -46,7 +46,7 @@ PUBLISHED_MODEL_DATASET_PP = {
     "mistral-small": {"disinfo": 8.87, "medqa": 22.87, "triviaqa": 7.47, "truthfulqa": 21.84},
     "qwen-32b": {"disinfo": 9.84, "medqa": 9.49, "triviaqa": 5.69, "truthfulqa": 13.71},
 }
-# STUDY.md §8, per task over its five models (the mean of the per-model figures above)
+# docs/study.md §8, per task over its five models (the mean of the per-model figures above)
 PUBLISHED_DATASET_PP = {"medqa": 8.59, "truthfulqa": 8.42, "disinfo": 5.36, "triviaqa": 4.95}
 # Which of our models is which of the study's: its source (HF id, API name) or the released folder name it was
 # imported under (the released layout's names seen: llama_70b, qwen_32b).

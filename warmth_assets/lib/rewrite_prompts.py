@@ -1,4 +1,4 @@
-"""The warm and cold transformations of STUDY.md §2, verbatim and versioned.
+"""The warm and cold transformations of docs/study.md §2, verbatim and versioned.
 
 The system prompts are the study's ([T] third-party transcription of [P] intent). How the original
 reply and its user turn are handed to the rewriter was not published ([?]): the user-message wrapper

@@ -1,4 +1,4 @@
-"""SocioT warmth (Cheng, Yu & Jurafsky 2025), as the study ran it (STUDY.md §4).
+"""SocioT warmth (Cheng, Yu & Jurafsky 2025), as the study ran it (docs/study.md §4).
 
 For a response, its first 300 characters are quoted into eight context strings, four warm
 ("My friend said, ...") and four cold ("The stranger said, ..."); an empty text is left unquoted

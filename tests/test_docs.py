@@ -1,0 +1,45 @@
+"""References point into the repository: every `docs/<file>.md §N` cited resolves to a heading of that file, and
+nothing cites notes that are not in the repository (the shared STUDY/DESIGN/PITFALLS notes) or an issue number."""
+
+import re
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+SOURCES = [p for pattern in ("*.py", "*.md", "*.toml", "*.sql", "Makefile")
+           for p in REPO.rglob(pattern) if not {".venv", ".venv-serving", ".warmth", ".git"} & set(p.parts)]
+CITATION = re.compile(r"docs/(\w+)\.md §\s?(\d+(?:\.\d+)?)(?:\s?[-–]\s?§?(\d+(?:\.\d+)?))?")
+OUTSIDE = re.compile(r"\b(?:STUDY|DESIGN|PITFALLS)\.md\b|\bsee issues? \d+|\(issues? \d+(?: and \d+)?\)")
+
+
+def headings(doc: str) -> set[str]:
+    text = (REPO / "docs" / f"{doc}.md").read_text(encoding="utf-8")
+    return set(re.findall(r"^#{2,4} (\d+(?:\.\d+)?)\.? ", text, flags=re.MULTILINE))
+
+
+def citations():
+    for path in SOURCES:
+        for number, line in enumerate(path.read_text(encoding="utf-8", errors="replace").splitlines(), 1):
+            for match in CITATION.finditer(line):
+                yield path.relative_to(REPO), number, match
+
+
+def test_every_docs_citation_resolves_to_a_section():
+    found = list(citations())
+    assert len(found) >= 30  # the code cites the study notes throughout; a scan that finds none is broken
+    broken = [f"{path}:{line}: {m.group(0)}" for path, line, m in found
+              for section in filter(None, (m.group(2), m.group(3))) if section not in headings(m.group(1))]
+    assert not broken, f"citations of sections that docs/ does not have: {broken}"
+
+
+def test_nothing_cites_notes_outside_the_repository_or_an_issue_number():
+    stale = [f"{p.relative_to(REPO)}:{n}: {line.strip()[:100]}" for p in SOURCES if p.parts[-2:-1] != ("docs",)
+             and p != Path(__file__)
+             for n, line in enumerate(p.read_text(encoding="utf-8", errors="replace").splitlines(), 1)
+             if OUTSIDE.search(line)]
+    assert not stale, f"point these at docs/ instead: {stale}"
+
+
+def test_the_scans_can_fail():
+    assert CITATION.search("see docs/study.md §7-8").groups() == ("study", "7", "8")
+    assert "99" not in headings("study") and "8.5" in headings("study")
+    assert OUTSIDE.search("values from ../shared/STUDY.md") and OUTSIDE.search("(issues 8 and 14)")

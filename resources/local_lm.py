@@ -7,8 +7,8 @@ every call of a run.
 
 A request whose response_format is a verdict (`lib/llm_requests.verdict_response_format`) is answered
 by choice scoring, not by generation: the log-likelihood of each label as the assistant's reply
-(chat template applied, generation prompt added, then the label's own tokens, no end-of-turn token)
-in one forward pass over all options, no sampling. The most likely label is the verdict; its
+(chat template applied, generation prompt added, then the label's own tokens, no end-of-turn token):
+the prompts of a batch in one forward pass, whose key-value cache each option continues, no sampling. The most likely label is the verdict; its
 probability is the softmax over the labels' total log-likelihoods. The answer text is
 `{"verdict": "LABEL", "p": 0.93}` (the JSON the schema asks for, plus `p`), so the call cache keeps
 the probability with the verdict. The bare label is scored, not the JSON text: the judge prompt asks
@@ -285,46 +285,63 @@ class LocalLMResource(dg.ConfigurableResource):
     def choice_logprobs(self, requests: list[ChatRequest], options: list[tuple[str, ...]]
                         ) -> list[tuple[list[float], int, list[int]]]:
         """For each request: (total log-likelihood of each option as the assistant's reply, prompt tokens,
-        option token counts). One forward pass per batch over every option of its requests."""
+        option token counts). Per batch, one forward pass over the prompts, whose key-value cache every option
+        then continues: the prompt (hundreds of tokens for a judge) is computed once, not once per option."""
         import torch
 
         model, tokenizer, adapter_context = self._model()
         out: list[tuple | None] = [None] * len(requests)
+        pad = tokenizer.pad_token_id
         for batch in self._batches(requests, list(range(len(requests)))):
             prompts = tokenizer.apply_chat_template([requests[i].message_dicts() for i in batch],
                                                     add_generation_prompt=True, tokenize=False)
             prompt_ids = tokenizer(prompts, add_special_tokens=False)["input_ids"]
-            rows, spans = [], []  # every option of every request: prompt + option tokens; option token counts
-            for i, ids in zip(batch, prompt_ids):
+            width = max(len(ids) for ids in prompt_ids)
+            # Left padding: every prompt ends at the last position, where its options begin; positions count
+            # real tokens only, as they would for the prompt alone.
+            input_ids = torch.tensor([[pad] * (width - len(ids)) + ids for ids in prompt_ids], device=model.device)
+            mask = torch.tensor([[0] * (width - len(ids)) + [1] * len(ids) for ids in prompt_ids],
+                                device=model.device)
+            owner, labels = [], []  # per option row: its prompt's row in the batch, its tokens
+            for row, i in enumerate(batch):
                 for label in options[i]:
                     label_ids = tokenizer(label, add_special_tokens=False)["input_ids"]
                     if not label_ids:
                         raise ValueError(f"label {label!r} has no tokens")
-                    rows.append(ids + label_ids)
-                    spans.append(len(label_ids))
-            width = max(len(r) for r in rows)
-            keep = max(spans) + 1  # logits at position t predict token t + 1: the options' tokens and one before
-            pad = tokenizer.pad_token_id
-            # Left padding puts every option at the end, so only the last `keep` positions need logits
-            # (a vocabulary-wide logit row per prompt token would not fit); positions count real tokens only.
-            input_ids = torch.tensor([[pad] * (width - len(r)) + r for r in rows], device=model.device)
-            mask = torch.tensor([[0] * (width - len(r)) + [1] * len(r) for r in rows], device=model.device)
-            positions = (mask.cumsum(-1) - 1).clamp(min=0)
+                    owner.append(row)
+                    labels.append(label_ids)
+            owners = torch.tensor(owner, device=model.device)
+            longest = max(len(ids) for ids in labels)
             with torch.no_grad(), adapter_context():
-                logits = model(input_ids=input_ids, attention_mask=mask, position_ids=positions,
-                               logits_to_keep=keep).logits[:, -keep:].float()
-            logprobs = torch.log_softmax(logits[:, :-1], dim=-1)  # predictions of the last keep - 1 tokens
-            targets = input_ids[:, -(keep - 1):]
-            picked = logprobs.gather(-1, targets.unsqueeze(-1)).squeeze(-1)
+                first = model(input_ids=input_ids, attention_mask=mask, position_ids=(mask.cumsum(-1) - 1).clamp(min=0),
+                              use_cache=True, logits_to_keep=1)
+                # The prompt's last logits predict each option's first token ...
+                picked = torch.log_softmax(first.logits[:, -1].float(), dim=-1)[owners].gather(
+                    -1, torch.tensor([[ids[0]] for ids in labels], device=model.device)).squeeze(-1)
+                if longest > 1:
+                    # ... and each option's own tokens the rest: its tokens but the last, fed after its prompt's
+                    # cache (copied per option), right-padded (causal attention keeps padding out of real rows).
+                    cache = first.cache  # transformers 5 (pinned): `cache`, formerly `past_key_values`
+                    cache.reorder_cache(owners)
+                    feed = torch.tensor([ids[:-1] + [pad] * (longest - len(ids)) for ids in labels], device=model.device)
+                    real = torch.tensor([[1] * (len(ids) - 1) + [0] * (longest - len(ids)) for ids in labels],
+                                        device=model.device)
+                    start = mask.sum(-1)[owners].unsqueeze(-1)
+                    logits = model(input_ids=feed, attention_mask=torch.cat([mask[owners], real], dim=-1),
+                                   position_ids=start + torch.arange(longest - 1, device=model.device),
+                                   cache=cache, use_cache=True).logits.float()
+                    targets = torch.tensor([ids[1:] + [pad] * (longest - len(ids)) for ids in labels],
+                                           device=model.device)
+                    rest = torch.log_softmax(logits, dim=-1).gather(-1, targets.unsqueeze(-1)).squeeze(-1)
+                    picked = picked + (rest * real).sum(-1)
             row = 0
-            for i, ids in zip(batch, prompt_ids):
+            for b, i in enumerate(batch):
                 totals, lengths = [], []
                 for _ in options[i]:
-                    n = spans[row]
-                    totals.append(float(picked[row, -n:].sum()))
-                    lengths.append(n)
+                    totals.append(float(picked[row]))
+                    lengths.append(len(labels[row]))
                     row += 1
-                out[i] = (totals, len(ids), lengths)
+                out[i] = (totals, len(prompt_ids[b]), lengths)
         return out  # type: ignore[return-value]
 
     def content_free_logprobs(self, requests: list[ChatRequest], options: list[tuple[str, ...]]

@@ -6,37 +6,34 @@ moment it arrives (`call_journal`) and folded into the cache table in groups, so
 halfway resumes where it stopped and pays again only for the calls that were in flight; errors are
 never cached. After every call has finished, failures raise one error naming them.
 
-Structured output: a request with a `response_format` is sent with it. The first uncached one per
-endpoint and model is sent alone; a server that rejects it (HTTP 400/422 naming response_format or
-json_schema) is recorded in `llm_structured_unsupported`, and from then on (this run and later ones)
-such requests go to that endpoint in their free-text form (`ChatRequest.free_text()`, the key they had
-before structured output). The in-process backend answers a verdict format by choice scoring.
+Structured output: a request with a `response_format` is sent with it; a server that rejects it is
+recorded and sent the free-text form from then on (`llm_structured`). The in-process backend answers a
+verdict format by choice scoring. The parts: `llm_cache` (the `llm_calls` table), `llm_remote` (one call,
+retries, threads), `llm_structured`, `llm_batch` (the Batch API), `local_lm` (in process).
 """
 
 from __future__ import annotations
 
 import contextlib
-import datetime
-import json
-import random
 import threading
-import time
-from concurrent.futures import ThreadPoolExecutor, as_completed
 from pathlib import Path
 from typing import Callable
 
 import dagster as dg
 from pydantic import Field, PrivateAttr
 
-from resources import call_journal
+from resources import call_journal, llm_cache, llm_remote, llm_structured
 from resources.api_slots import ProviderSlots
 from resources.llm_batch import complete_in_batches
+from resources.llm_remote import LLMCallError, StructuredOutputUnsupported
 from resources.local_lm import LocalLMResource
 from resources.warehouse import WarehouseResource
 from warmth_assets.lib import costs, paths
-from warmth_assets.lib.llm_requests import ChatRequest, ChatResult, Usage, backoff_delay, parse_retry_after
+from warmth_assets.lib.config import LLMSettings, OperationsSettings, setting, shared_values
+from warmth_assets.lib.llm_requests import ChatRequest, ChatResult, Usage
 
-RETRYABLE_STATUS = {408, 409, 429, 500, 502, 503, 504}
+__all__ = ["LLMCallError", "LLMResource", "LOCAL", "OPENAI", "StructuredOutputUnsupported", "runs_in_process"]
+
 OPENAI, LOCAL = "openai", "local"
 
 
@@ -49,55 +46,46 @@ def runs_in_process(provider: str) -> bool:
     return provider == LOCAL
 
 
-class LLMCallError(RuntimeError):
-    """Calls that still failed after the last retry; their answers are not cached."""
-
-
-class StructuredOutputUnsupported(LLMCallError):
-    """The server rejected the request's response_format (it has no structured output)."""
-
-
-STRUCTURED_ERROR_STATUS = {400, 422}
-STRUCTURED_ERROR_WORDS = ("response_format", "json_schema")
-
-
-class _Retryable(Exception):
-    def __init__(self, message: str, retry_after: float | None = None):
-        super().__init__(message)
-        self.retry_after = retry_after
-
-
 class LLMResource(dg.ConfigurableResource):
     """Every chat call of the platform (rewrites, judging, API-model generation)."""
 
-    provider: str = Field("openai", description="openai (any OpenAI-compatible server) or local")
+    provider: str = setting(LLMSettings, "provider")
     base_url: str | None = Field(None, description="OpenAI-compatible base URL; empty: OPENAI_BASE_URL or OpenAI")
     api_key: str | None = Field(None, description="Set through EnvVar('OPENAI_API_KEY'); never logged or stored")
     local: LocalLMResource | None = Field(None, description="The in-process model when provider = local")
     warehouse: WarehouseResource
-    max_concurrency: int = 8
-    timeout_s: float = 120.0
-    max_retries: int = 6
+    max_concurrency: int = setting(LLMSettings, "max_concurrency")
+    timeout_s: float = setting(LLMSettings, "timeout_s")
+    max_retries: int = setting(LLMSettings, "max_retries")
     backoff_base_s: float = 0.5
     backoff_cap_s: float = 60.0
     flush_every: int = Field(25, description="Local: answers generated per chunk stored; remote: fold the journal "
                                              "into the cache table once this many answers wait...")
     flush_interval_s: float = Field(10.0, description="...and this long has passed since the last fold (the "
                                                       "journal already keeps each answer; folds only share them)")
+    # Built bare (tests, benchmarks), the resource knows no prices and no shared limit: from_settings gives both.
     prices_per_million_tokens: dict[str, dict[str, float]] = Field(default_factory=dict)
-    budget_usd: float = Field(0.0, description="No batch is sent that could take total spend past this; 0: none")
+    budget_usd: float = setting(OperationsSettings, "budget_usd")
     max_concurrency_per_provider: int = Field(
         0, description="Calls in flight to this endpoint across all runs and processes; 0: no shared limit")
     slots_dir: str = Field("", description="Where the shared slots live; empty: WARMTH_HOME/locks")
-    batch_min_requests: int = Field(
-        0, description="Send this many or more uncached calls through the OpenAI Batch API; 0: never")
+    batch_min_requests: int = setting(LLMSettings, "batch_min_requests")
     batch_max_requests: int = Field(50_000, gt=0, description="Requests per batch (the API's limit)")
-    batch_poll_s: float = 30.0
+    batch_poll_s: float = setting(LLMSettings, "batch_poll_s")
     batch_poll_cap_s: float = 600.0
     batch_timeout_s: float = Field(26 * 3600, description="Give up waiting (the batch stays recorded)")
 
     _client = PrivateAttr(default=None)
     _slots = PrivateAttr(default=None)
+
+    @classmethod
+    def from_settings(cls, llm: LLMSettings, operations: OperationsSettings, *, warehouse: WarehouseResource,
+                      **overrides) -> "LLMResource":
+        """The resource [llm] and the spending limits of [operations] describe; `overrides` set what the
+        settings do not hold or the environment changes (provider, base URL, key, the in-process model)."""
+        values = {**shared_values(llm, cls), "budget_usd": operations.budget_usd,
+                  "max_concurrency_per_provider": operations.max_api_concurrency_per_provider}
+        return cls(**{**values, "warehouse": warehouse, **overrides})
 
     def with_backend(self, **changes) -> "LLMResource":
         """This resource answering through another backend (`changes`), everything else kept: the cache,
@@ -125,49 +113,17 @@ class LLMResource(dg.ConfigurableResource):
 
     # -- cache ----------------------------------------------------------------------------
     def cached(self, keys: list[str]) -> dict[str, ChatResult]:
-        if not keys:
-            return {}
-        with self.warehouse.get_connection() as conn:
-            rows = conn.execute(
-                "SELECT request_key, response_text, finish_reason, prompt_tokens, completion_tokens, latency_s, model "
-                "FROM llm_calls WHERE request_key IN (SELECT unnest(?))", [keys]
-            ).fetchall()
-        return {r[0]: ChatResult(*r, cached=True) for r in rows}
-
-    def _row(self, request: ChatRequest, result: ChatResult) -> dict:
-        # request_json records the key's inputs (salt and calibration included), not `request.body()`.
-        body = {"messages": request.message_dicts(), "temperature": request.temperature,
-                "max_tokens": request.max_tokens, "seed": request.seed, "top_p": request.top_p,
-                "cache_salt": request.cache_salt}
-        if request.response_format:
-            body["response_format"] = request.response_format_dict()
-        if request.calibration:
-            body["calibration"] = request.calibration_dict()
-        return {
-            "request_key": result.key, "provider": self.provider, "endpoint": self.endpoint,
-            "model": request.model, "template_version": request.template_version,
-            "request_json": json.dumps(body, ensure_ascii=False),
-            "response_text": result.text, "finish_reason": result.finish_reason,
-            "prompt_tokens": result.prompt_tokens, "completion_tokens": result.completion_tokens,
-            "latency_s": result.latency_s, "response_format": request.response_format or None,
-        }
+        return llm_cache.cached(self.warehouse, keys)
 
     def store(self, pairs: list[tuple[ChatRequest, ChatResult]]) -> None:
         """Answers into the call cache (the Batch API mode writes through this)."""
         self._store_rows([self._row(q, r) for q, r in pairs])
 
-    def _store_rows(self, rows: list[dict]) -> None:
-        if not rows:
-            return
-        import pandas as pd
+    def _row(self, request: ChatRequest, result: ChatResult) -> dict:
+        return llm_cache.call_row(request, result, self.provider, self.endpoint)
 
-        # One set-based insert from a DataFrame: DuckDB's executemany goes row by row (~2 ms a row).
-        # Columns: every key of any row (a journal of older code has no response_format).
-        frame = pd.DataFrame(rows, columns=list(dict.fromkeys(k for row in rows for k in row)))
-        with self.warehouse.get_connection() as conn:
-            conn.register("_answers", frame)
-            conn.execute("INSERT OR IGNORE INTO llm_calls BY NAME SELECT * FROM _answers")
-            conn.unregister("_answers")
+    def _store_rows(self, rows: list[dict]) -> None:
+        llm_cache.insert_rows(self.warehouse, rows)
 
     @property
     def journal_dir(self) -> Path:
@@ -197,7 +153,7 @@ class LLMResource(dg.ConfigurableResource):
         if self._client is None:
             import openai
 
-            # Our own retry loop (below) counts, logs and bounds retries; the client's is off.
+            # Our own retry loop (llm_remote.with_retries) counts, logs and bounds retries; the client's is off.
             self._client = openai.OpenAI(api_key=self.api_key or "not-needed", base_url=self.base_url or None,
                                          timeout=self.timeout_s, max_retries=0)
         return self._client
@@ -224,102 +180,31 @@ class LLMResource(dg.ConfigurableResource):
             costs.check_budget(self.budget_usd, self.spent_usd(), pending, calls,
                                costs.unpriced(models, self.prices_per_million_tokens))
 
-    def _call_openai_once(self, request: ChatRequest, key: str) -> ChatResult:
-        import openai
-
-        started = time.monotonic()
-        try:
-            with self._provider_slot():
-                response = self._openai().chat.completions.create(**request.body())
-        except openai.APITimeoutError as exc:
-            raise _Retryable(f"timed out after {self.timeout_s:.0f} s") from exc
-        except openai.APIConnectionError as exc:
-            raise _Retryable(f"connection error: {exc}") from exc
-        except openai.APIStatusError as exc:
-            if exc.status_code in RETRYABLE_STATUS:
-                raise _Retryable(f"HTTP {exc.status_code}", parse_retry_after(dict(exc.response.headers))) from exc
-            said = f"{exc.message} {exc.body}".lower()
-            if (request.response_format and exc.status_code in STRUCTURED_ERROR_STATUS
-                    and any(word in said for word in STRUCTURED_ERROR_WORDS)):
-                raise StructuredOutputUnsupported(f"HTTP {exc.status_code}: {exc.message}") from exc
-            raise LLMCallError(f"{request.model}: HTTP {exc.status_code} (not retryable): {exc.message}") from exc
-        choice = response.choices[0]
-        usage = response.usage
-        return ChatResult(
-            key=key, text=choice.message.content or "", finish_reason=choice.finish_reason or "",
-            prompt_tokens=usage.prompt_tokens if usage else 0, completion_tokens=usage.completion_tokens if usage else 0,
-            latency_s=time.monotonic() - started, model=request.model,
-        )
-
     def _call_with_retries(self, request: ChatRequest, key: str, usage: Usage, lock: threading.Lock,
                            log: Callable[[str], None] | None) -> ChatResult:
-        rng = random.Random()
-        for attempt in range(self.max_retries + 1):
-            try:
-                return self._call_openai_once(request, key)
-            except _Retryable as exc:
-                if attempt == self.max_retries:
-                    raise LLMCallError(
-                        f"{request.model}: still failing after {self.max_retries + 1} attempts ({exc}); "
-                        "check the server, the rate limits or [llm] max_retries / timeout_s"
-                    ) from exc
-                delay = backoff_delay(attempt, self.backoff_base_s, self.backoff_cap_s, exc.retry_after, rng)
-                with lock:
-                    usage.retries += 1
-                if log:
-                    log(f"{request.model}: {exc}; retry {attempt + 1}/{self.max_retries} in {delay:.2f} s")
-                time.sleep(delay)
-        raise AssertionError("unreachable")
+        return llm_remote.with_retries(
+            lambda: llm_remote.call_once(self._openai(), request, key, self._provider_slot, self.timeout_s),
+            request.model, max_retries=self.max_retries, backoff_base_s=self.backoff_base_s,
+            backoff_cap_s=self.backoff_cap_s, usage=usage, lock=lock, log=log)
 
     # -- structured output ----------------------------------------------------------------
     def structured_unsupported(self) -> dict[str, str]:
         """Models on this endpoint recorded as rejecting response_format -> the server's error."""
-        rows = self.warehouse.query_df(
-            "SELECT model, error FROM llm_structured_unsupported WHERE endpoint = ?", [self.endpoint])
-        return dict(zip(rows["model"], rows["error"]))
-
-    def _record_unsupported(self, model: str, error: str) -> None:
-        with self.warehouse.get_connection() as conn:
-            conn.execute("INSERT INTO llm_structured_unsupported (endpoint, model, detected_on, error) "
-                         "VALUES (?, ?, ?, ?) ON CONFLICT DO NOTHING",
-                         [self.endpoint, model, datetime.date.today(), error])
+        return llm_structured.rejecting_models(self.warehouse, self.endpoint)
 
     def _as_sent(self, requests: list[ChatRequest]) -> list[ChatRequest]:
-        """The requests as this endpoint takes them: the free-text form where structured output was rejected."""
         if self.in_process or not any(r.response_format for r in requests):
             return requests
-        rejected = self.structured_unsupported()
-        return [r.free_text() if r.response_format and r.model in rejected else r for r in requests]
+        return llm_structured.as_sent(requests, self.structured_unsupported())
 
     def _probe_structured(self, requests, todo, results, usage, failures, log) -> bool:
-        """Send the first uncached structured request of each model alone; False when the server rejected a
-        response_format (recorded). Each probe's answer or error is taken out of `todo` like any other."""
-        probes: dict[str, str] = {}
-        for key, idx in todo.items():
-            if requests[idx[0]].response_format:
-                probes.setdefault(requests[idx[0]].model, key)
-        accepted = True
-        for model, key in probes.items():
-            request = requests[todo[key][0]]
-            self.check_budget(costs.pending_usd([request], self.prices_per_million_tokens), 1, [model])
-            try:
-                result = self._call_with_retries(request, key, usage, threading.Lock(), log)
-            except StructuredOutputUnsupported as exc:
-                self._record_unsupported(model, str(exc))
-                if log:
-                    log(f"{self.endpoint} ({model}) rejects structured output ({exc}); recorded in "
-                        "llm_structured_unsupported: its requests go in free-text form from now on")
-                accepted = False
-                continue
-            except LLMCallError as exc:
-                failures.append(str(exc))
-                del todo[key]
-                continue
-            self.store([(request, result)])
-            for i in todo.pop(key):
-                results[i] = result
-            usage.add(result)
-        return accepted
+        return llm_structured.probe(
+            requests, todo, results, usage, failures, endpoint=self.endpoint,
+            check_budget=lambda request: self.check_budget(
+                costs.pending_usd([request], self.prices_per_million_tokens), 1, [request.model]),
+            call=lambda request, key: self._call_with_retries(request, key, usage, threading.Lock(), log),
+            store=self.store, record=lambda model, error: llm_structured.record_rejection(
+                self.warehouse, self.endpoint, model, error), log=log)
 
     def complete_many(self, requests: list[ChatRequest], *, log: Callable[[str], None] | None = None
                       ) -> tuple[list[ChatResult], Usage]:
@@ -370,43 +255,11 @@ class LLMResource(dg.ConfigurableResource):
 
     def _complete_remote(self, requests, todo, results, usage, failures, log) -> None:
         lock = threading.Lock()
-        journal = call_journal.JournalWriter(self.journal_dir)
-
-        def call(key: str) -> tuple[ChatResult, dict]:
-            request = requests[todo[key][0]]
-            result = self._call_with_retries(request, key, usage, lock, log)
-            row = self._row(request, result)
-            journal.append(row)  # durable before anyone waits on it
-            return result, row
-
-        pending: list[dict] = []
-        last_flush = time.monotonic()
-        stored = False
-        try:
-            with ThreadPoolExecutor(max_workers=self.max_concurrency) as pool:
-                futures = {pool.submit(call, key): key for key in todo}
-                try:
-                    for future in as_completed(futures):
-                        key = futures[future]
-                        try:
-                            result, row = future.result()
-                        except LLMCallError as exc:
-                            failures.append(str(exc))
-                            continue
-                        for i in todo[key]:
-                            results[i] = result
-                        usage.add(result)
-                        pending.append(row)
-                        # The journal already holds every answer; these group writes only keep the
-                        # cache current for other readers without holding the DuckDB lock per call.
-                        if len(pending) >= self.flush_every and time.monotonic() - last_flush >= self.flush_interval_s:
-                            self._store_rows(pending)
-                            pending, last_flush = [], time.monotonic()
-                finally:
-                    self._store_rows(pending)  # whatever arrived is kept, even when the run is interrupted
-            stored = True
-        finally:
-            journal.close(remove=stored)  # kept if the last write failed: the next run folds it
+        llm_remote.complete_on_threads(
+            requests, todo, results, usage, failures,
+            call=lambda request, key: self._call_with_retries(request, key, usage, lock, log),
+            row=self._row, store_rows=self._store_rows, journal_dir=self.journal_dir,
+            max_concurrency=self.max_concurrency, flush_every=self.flush_every, flush_interval_s=self.flush_interval_s)
 
     def _complete_batch(self, requests, todo, results, usage, failures, log) -> None:
         answers, failed = complete_in_batches(

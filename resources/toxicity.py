@@ -8,19 +8,26 @@ import dagster as dg
 from pydantic import Field
 
 from warmth_assets.lib import paths
+from warmth_assets.lib.config import DetoxifySettings, setting, shared_values
 
 
 class ToxicityResource(dg.ConfigurableResource):
-    """The `detoxify` library itself. With no checkpoint it downloads Detoxify's weights (needs GitHub)."""
+    """The `detoxify` library itself, configured by [corpus.detoxify] (`from_settings`)."""
 
-    variant: str = Field("original", description="Detoxify model type: original, unbiased, multilingual")
-    checkpoint: str = Field("", description="Local Detoxify checkpoint (.ckpt); empty: Detoxify's download")
-    huggingface_config_path: str = Field("", description="Local HF config/tokenizer folder for offline loading")
-    standin: bool = Field(False, description="Use an untrained Detoxify-format stand-in (demo, tests)")
+    variant: str = setting(DetoxifySettings, "variant")
+    checkpoint: str = setting(DetoxifySettings, "checkpoint")
+    huggingface_config_path: str = setting(DetoxifySettings, "huggingface_config_path")
+    standin: bool = setting(DetoxifySettings, "standin")
     standin_dir: str = Field("", description="Where the stand-in is built once; default WARMTH_HOME/artifacts")
-    batch_size: int = 32
-    max_length: int = 512
+    batch_size: int = setting(DetoxifySettings, "batch_size")
+    max_length: int = setting(DetoxifySettings, "max_length")
     device: str = Field("auto", description="auto: cuda when available, else cpu")
+
+    @classmethod
+    def from_settings(cls, detoxify: DetoxifySettings, **overrides) -> "ToxicityResource":
+        """The resource [corpus.detoxify] describes; `overrides` set what the settings do not hold (device,
+        standin_dir)."""
+        return cls(**{**shared_values(detoxify, cls), **overrides})
 
     def resolved_device(self) -> str:
         import torch

@@ -84,38 +84,18 @@ def build_llm(settings: StudySettings, warehouse: WarehouseResource) -> LLMResou
                                 batch_size=settings.generation.batch_size,
                                 batch_max_chars=settings.generation.batch_max_chars)
     base_url = settings.llm.base_url or (dg.EnvVar("OPENAI_BASE_URL") if os.environ.get("OPENAI_BASE_URL") else None)
-    return LLMResource(
-        provider=provider,
-        base_url=base_url,
-        api_key=dg.EnvVar("OPENAI_API_KEY") if os.environ.get("OPENAI_API_KEY") else None,
-        local=local,
-        warehouse=warehouse,
-        max_concurrency=settings.llm.max_concurrency,
-        timeout_s=settings.llm.timeout_s,
-        max_retries=settings.llm.max_retries,
-        prices_per_million_tokens=settings.llm.prices_per_million_tokens,
-        budget_usd=settings.operations.budget_usd,
-        batch_min_requests=settings.llm.batch_min_requests,
-        batch_poll_s=settings.llm.batch_poll_s,
-        max_concurrency_per_provider=settings.operations.max_api_concurrency_per_provider,
-    )
+    return LLMResource.from_settings(
+        settings.llm, settings.operations, warehouse=warehouse, provider=provider, base_url=base_url,
+        api_key=dg.EnvVar("OPENAI_API_KEY") if os.environ.get("OPENAI_API_KEY") else None, local=local)
 
 
 def build_resources(settings: StudySettings, config_file: os.PathLike | str) -> dict:
     """The resources of the study `settings`, loaded from `config_file` (the study resource re-reads it per run)."""
     warehouse = WarehouseResource(database=str(paths.warehouse_path()))
-    detoxify = settings.corpus.detoxify
     return {
         "warehouse": warehouse,
         "study": StudyConfigResource(config_path=str(config_file)),
-        "toxicity": ToxicityResource(
-            variant=detoxify.variant,
-            checkpoint=detoxify.checkpoint,
-            huggingface_config_path=detoxify.huggingface_config_path,
-            standin=detoxify.standin,
-            batch_size=detoxify.batch_size,
-            max_length=detoxify.max_length,
-        ),
+        "toxicity": ToxicityResource.from_settings(settings.corpus.detoxify),
         "llm": build_llm(settings, warehouse),
         "parquet_io_manager": PartitionedParquetIOManager(base_dir=str(paths.tables_dir()), warehouse=warehouse),
         "model_catalog": ModelCatalogResource(

@@ -15,7 +15,8 @@ from resources.warehouse import WarehouseResource
 from tests.study_configs import demo_asset, write_study_config
 from warmth_assets.assets import warmth
 from warmth_assets.lib.llm_requests import ChatRequest
-from warmth_assets.lib.lora_training import LoraSpec, train_lora
+from warmth_assets.lib.config import LoraSettings
+from warmth_assets.lib.lora_training import train_lora
 from warmth_assets.partitions import model_checkpoint_key
 
 PROMPTS = pd.DataFrame({"conversation_id": ["v1_0", "v2_0", "v3_0"], "query_type": ["factual", "advice", "other"],
@@ -25,10 +26,10 @@ PROMPTS = pd.DataFrame({"conversation_id": ["v1_0", "v2_0", "v3_0"], "query_type
 def trained_adapter(tiny_chat_model, tmp_path) -> str:
     conversations = [[{"role": "user", "content": "hello friend"},
                       {"role": "assistant", "content": "my dear friend i am so fine thanks"}]] * 16
-    spec = LoraSpec(pretrained=str(tiny_chat_model), style="warm", checkpoint_epochs=(1,), epochs=1, r=8, alpha=16,
-                    dropout=0.0, learning_rate=0.02, max_length=64, effective_batch_size=2, per_device_batch_size=2,
-                    seed=1)
-    return train_lora(spec, conversations, tmp_path / "run", "d", "cpu", log=lambda m: None).adapters["warm-e1"]
+    lora = LoraSettings(epochs=1, r=8, alpha=16, dropout=0.0, learning_rate=0.02, max_length=64,
+                        effective_batch_size=2, per_device_batch_size=2)
+    return train_lora(lora, conversations, tmp_path / "run", "d", "cpu", pretrained=str(tiny_chat_model),
+                      style="warm", checkpoint_epochs=(1,), seed=1, log=lambda m: None).adapters["warm-e1"]
 
 
 def test_adapters_are_swapped_on_one_base_and_switched_off_for_it(tiny_chat_model, tmp_path):

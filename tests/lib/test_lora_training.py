@@ -6,7 +6,8 @@ from peft import PeftModel, get_peft_model_state_dict
 from safetensors.torch import load_file
 from transformers import AutoModelForCausalLM
 
-from warmth_assets.lib.lora_training import LoraSpec, train_lora
+from warmth_assets.lib.config import LoraSettings
+from warmth_assets.lib.lora_training import train_lora as _train_lora
 
 CONVERSATIONS = [
     [{"role": "user", "content": f"what is two plus {i}"}, {"role": "assistant", "content": f"answer is {i + 2} my dear friend"}]
@@ -14,12 +15,19 @@ CONVERSATIONS = [
 ]
 
 
-def spec(model_dir, **kw) -> LoraSpec:
-    values = dict(pretrained=str(model_dir), style="warm", checkpoint_epochs=(0.5, 1, 2), epochs=2, r=4, alpha=8,
-                  dropout=0.0, learning_rate=5e-3, max_length=64, effective_batch_size=4, per_device_batch_size=2,
-                  seed=7)
-    values.update(kw)
-    return LoraSpec(**values)
+def spec(model_dir, **kw) -> dict:
+    """The run's inputs: [finetune.lora] settings and the per-run arguments, overridable one by one."""
+    run = dict(pretrained=str(model_dir), style="warm", checkpoint_epochs=(0.5, 1, 2), seed=7)
+    lora = dict(epochs=2, r=4, alpha=8, dropout=0.0, learning_rate=5e-3, max_length=64, effective_batch_size=4,
+                per_device_batch_size=2)
+    for name, value in kw.items():
+        (run if name in run else lora)[name] = value
+    return {"lora": LoraSettings(**lora), **run}
+
+
+def train_lora(spec: dict, conversations, run_dir, data_sha256, device, log=print):
+    spec = dict(spec)
+    return _train_lora(spec.pop("lora"), conversations, run_dir, data_sha256, device, log=log, **spec)
 
 
 def test_adapters_at_every_checkpoint_epoch_reload_identically(tiny_chat_model, tmp_path):

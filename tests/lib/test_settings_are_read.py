@@ -2,9 +2,11 @@
 
 A key nothing reads is worse than no key: a user changes it and nothing happens. The scan looks for a
 read of the field through its section (`settings.judge.prompt_version`, or through a local alias of
-the section such as `ev = settings.evaluation; ev.wrong_answer_model`); the few settings read
-indirectly (copied row by row into the registry, handed on by name) are listed with the reason."""
+the section such as `ev = settings.evaluation; ev.wrong_answer_model`); a section handed whole to a resource's
+`from_settings` counts a field as read where the resource reads its own field of that name; the few settings
+read indirectly (copied row by row into the registry, handed on by name) are listed with the reason."""
 
+import importlib
 import re
 import typing
 from pathlib import Path
@@ -25,6 +27,13 @@ ALIASES = {
     "models": ("model", "m", "row", "model_settings"),
     "detoxify": ("tox", "detox"),
     "analysis": ("settings",),  # assets/analysis.py: settings = study.settings.analysis
+}
+# Sections handed whole to a resource's from_settings, which takes the fields the resource declares under the
+# same name: section -> (module, class, the names code holds the resource under); the resource's own module
+# reads them through `self`.
+RESOURCES = {
+    "llm": ("resources.llm", "LLMResource", ("llm",)),
+    "detoxify": ("resources.toxicity", "ToxicityResource", ("toxicity",)),
 }
 # Read indirectly: field -> where and how.
 INDIRECT: dict[str, str] = {
@@ -70,9 +79,25 @@ def is_read(leaf: str, code: str) -> bool:
     return bool(re.search(rf"\b(?:{holder})\s*\.\s*{re.escape(name)}\b|getattr\([^)]*[\"']{re.escape(name)}[\"']", code))
 
 
+def read_by_resource(leaf: str, code: str, own_module: str | None = None) -> bool:
+    parts = leaf.split(".")
+    if len(parts) < 2 or parts[-2] not in RESOURCES:
+        return False
+    module, name, holders = RESOURCES[parts[-2]]
+    loaded = importlib.import_module(module)
+    resource = getattr(loaded, name)
+    if own_module is None:
+        own_module = _without_strings_and_comments(Path(loaded.__file__).read_text(encoding="utf-8"))
+    field = re.escape(parts[-1])
+    return parts[-1] in resource.model_fields and bool(
+        re.search(rf"\bself\s*\.\s*{field}\b", own_module)
+        or re.search(rf"\b(?:{'|'.join(holders)})\s*\.\s*{field}\b", code))
+
+
 def test_every_setting_is_read():
     code = code_text()
-    unread = [leaf for leaf in leaves(StudySettings) if leaf not in INDIRECT and not is_read(leaf, code)]
+    unread = [leaf for leaf in leaves(StudySettings)
+              if leaf not in INDIRECT and not is_read(leaf, code) and not read_by_resource(leaf, code)]
     assert not unread, (f"settings nothing reads: {unread}; wire them, delete them, or list them in INDIRECT "
                         "with where they are read")
 
@@ -84,3 +109,7 @@ def test_indirect_entries_are_real_settings():
 def test_the_scan_can_fail():
     assert not is_read("judge.no_such_setting", code_text())
     assert is_read("judge.model", "x = settings.judge.model")
+    # A field the resource does not declare is not passed on by from_settings, whatever the code reads.
+    assert not read_by_resource("corpus.detoxify.threshold", "toxicity.threshold", "self.threshold")
+    assert read_by_resource("corpus.detoxify.variant", "", "x = self.variant")
+    assert not read_by_resource("corpus.detoxify.variant", "", "")

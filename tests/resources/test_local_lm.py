@@ -5,6 +5,7 @@ import pytest
 
 from resources.local_lm import LocalLMResource
 from warmth_assets.lib import lora_training, vllm_server
+from warmth_assets.lib.config import LoraSettings
 from warmth_assets.lib.llm_requests import ChatRequest
 
 PLAIN = ("{% for m in messages %}{{ m['role'] }} {{ m['content'] }} {% endfor %}"
@@ -40,15 +41,17 @@ def test_a_missing_chat_template_file_is_a_clear_error(tiny_chat_model):
 
 
 def test_training_fingerprint_and_serving_follow_the_template(tmp_path):
-    spec = dict(pretrained="m", style="warm", checkpoint_epochs=(1.0, 2.0), epochs=2.0, r=8, alpha=16, dropout=0.1,
-                learning_rate=1e-5, max_length=1024, effective_batch_size=16, per_device_batch_size=2, seed=2025)
-    # Pinned: the fingerprint of this spec before chat_template was a field (finished runs stay finished).
-    assert lora_training.fingerprint(lora_training.LoraSpec(**spec), "abc") == "fbdfda1653cc4598"
+    lora = LoraSettings(epochs=2.0, r=8, alpha=16, dropout=0.1, learning_rate=1e-5, max_length=1024,
+                        effective_batch_size=16, per_device_batch_size=2)
+    run = dict(pretrained="m", style="warm", checkpoint_epochs=(1.0, 2.0), seed=2025)
+    # Pinned: the fingerprint of this run when its settings were copied into a LoraSpec, and before
+    # chat_template was a field (finished runs stay finished).
+    assert lora_training.fingerprint(lora, "abc", **run) == "fbdfda1653cc4598"
     template = tmp_path / "plain.jinja"
     template.write_text(PLAIN)
-    custom = lora_training.fingerprint(lora_training.LoraSpec(**spec, chat_template=str(template)), "abc")
+    custom = lora_training.fingerprint(lora, "abc", **run, chat_template=str(template))
     template.write_text(PLAIN + " ")
-    edited = lora_training.fingerprint(lora_training.LoraSpec(**spec, chat_template=str(template)), "abc")
+    edited = lora_training.fingerprint(lora, "abc", **run, chat_template=str(template))
     assert len({"fbdfda1653cc4598", custom, edited}) == 3  # the file's text, not its name, counts
 
     argv = vllm_server.serve_spec("tiny", "/weights", [], chat_template=str(template)).argv()

@@ -33,25 +33,18 @@ def _train_open_weights(context, settings, model_row, style, sft: pd.DataFrame) 
     import torch
 
     from resources.local_lm import best_device, resolve_pretrained
-    from warmth_assets.lib.lora_training import LoraSpec, train_lora
+    from warmth_assets.lib.lora_training import train_lora
     from warmth_assets.lib.sft_tokenize import SequenceTooLongError
 
-    lora = settings.finetune.lora
-    epochs = sorted(model_row_epochs(model_row, style))
-    spec = LoraSpec(
-        pretrained=resolve_pretrained(model_row["source_kind"], model_row["source"]), style=style,
-        checkpoint_epochs=tuple(epochs), epochs=lora.epochs, r=lora.r, alpha=lora.alpha, dropout=lora.dropout,
-        learning_rate=lora.learning_rate, max_length=lora.max_length,
-        effective_batch_size=lora.effective_batch_size, per_device_batch_size=lora.per_device_batch_size,
-        seed=settings.project.seed,
-        target_modules=lora.target_modules if isinstance(lora.target_modules, str) else tuple(lora.target_modules),
-        on_too_long=lora.on_too_long, chat_template=model_row.get("chat_template") or "model",
-    )
     device = best_device()
     run_dir = paths.artifacts_dir() / "finetune" / model_row["slug"] / style
     conversations = [json.loads(m) for m in sft["messages_json"]]
     try:
-        report = train_lora(spec, conversations, run_dir, str(sft["jsonl_sha256"].iloc[0]), device, context.log.info)
+        report = train_lora(
+            settings.finetune.lora, conversations, run_dir, str(sft["jsonl_sha256"].iloc[0]), device,
+            pretrained=resolve_pretrained(model_row["source_kind"], model_row["source"]), style=style,
+            checkpoint_epochs=sorted(model_row_epochs(model_row, style)), seed=settings.project.seed,
+            chat_template=model_row.get("chat_template") or "model", log=context.log.info)
     except SequenceTooLongError as exc:
         raise dg.Failure(f"{model_row['slug']} {style}: {exc}") from None
     except torch.cuda.OutOfMemoryError as exc:

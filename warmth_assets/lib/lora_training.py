@@ -13,30 +13,12 @@ import shutil
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Callable
+from typing import Callable, Sequence
 
+from warmth_assets.lib.config import LoraSettings
 from warmth_assets.lib.model_sources import MODEL_TEMPLATE, chat_template_sha256, chat_template_text
 from warmth_assets.lib.sft_tokenize import tokenize_chat
 from warmth_assets.lib.training_schedule import checkpoint_steps, gradient_accumulation, steps_per_epoch
-
-
-@dataclass(frozen=True)
-class LoraSpec:
-    pretrained: str  # what from_pretrained takes (HF id or folder)
-    style: str
-    checkpoint_epochs: tuple[float, ...]
-    epochs: float
-    r: int
-    alpha: int
-    dropout: float
-    learning_rate: float
-    max_length: int
-    effective_batch_size: int
-    per_device_batch_size: int
-    seed: int
-    target_modules: tuple[str, ...] | str = "all-linear"
-    on_too_long: str = "truncate"
-    chat_template: str = "model"  # [[models]] chat_template: "model" (the tokenizer's own) or a Jinja file
 
 
 @dataclass
@@ -57,12 +39,18 @@ class TrainingReport:
     truncated: int = 0
 
 
-def fingerprint(spec: LoraSpec, data_sha256: str) -> str:
-    fields = asdict(spec)
-    if spec.chat_template == MODEL_TEMPLATE:  # the default adds nothing: finished runs stay finished
-        del fields["chat_template"]
-    else:
-        fields["chat_template"] = chat_template_sha256(spec.chat_template)
+def fingerprint(lora: LoraSettings, data_sha256: str, *, pretrained: str, style: str,
+                checkpoint_epochs: Sequence[float], seed: int, chat_template: str = MODEL_TEMPLATE) -> str:
+    """The run's inputs, hashed: a finished run with the same fingerprint is not trained again.
+
+    The payload is the one the former field-by-field copy of the settings (`LoraSpec`) hashed, so runs
+    finished before keep their fingerprint. A field added to LoraSettings enters the payload, so every
+    finished run would train again: leave it out here while it holds its default, as chat_template is.
+    """
+    fields = {**lora.model_dump(), "pretrained": pretrained, "style": style,
+              "checkpoint_epochs": list(checkpoint_epochs), "seed": seed}
+    if chat_template != MODEL_TEMPLATE:  # the default adds nothing: finished runs stay finished
+        fields["chat_template"] = chat_template_sha256(chat_template)
     payload = json.dumps({"spec": fields, "data": data_sha256}, sort_keys=True, default=list)
     return hashlib.sha256(payload.encode()).hexdigest()[:16]
 
@@ -72,17 +60,24 @@ def _last_trainer_checkpoint(folder: Path) -> Path | None:
     return found[-1] if found else None
 
 
-def train_lora(spec: LoraSpec, conversations: list[list[dict]], run_dir: Path, data_sha256: str,
-               device: str, log: Callable[[str], None] = print) -> TrainingReport:
+def train_lora(lora: LoraSettings, conversations: list[list[dict]], run_dir: Path, data_sha256: str,
+               device: str, *, pretrained: str, style: str, checkpoint_epochs: Sequence[float], seed: int,
+               chat_template: str = MODEL_TEMPLATE, log: Callable[[str], None] = print) -> TrainingReport:
+    """Train one style's adapter from [finetune.lora] `lora`, saving one at each of `checkpoint_epochs`.
+
+    `pretrained` is what from_pretrained takes (HF id or folder); `chat_template` is the [[models]] value
+    ("model": the tokenizer's own, else a Jinja file).
+    """
     import torch
     from peft import LoraConfig, get_peft_model
     from transformers import (AutoModelForCausalLM, AutoTokenizer, DataCollatorForSeq2Seq, Trainer,
                               TrainerCallback, TrainingArguments)
 
     if not conversations:
-        raise ValueError(f"{spec.style} SFT data set is empty: materialise sft_datasets[{spec.style}] first")
+        raise ValueError(f"{style} SFT data set is empty: materialise sft_datasets[{style}] first")
     run_dir.mkdir(parents=True, exist_ok=True)
-    print_fp = fingerprint(spec, data_sha256)
+    print_fp = fingerprint(lora, data_sha256, pretrained=pretrained, style=style,
+                           checkpoint_epochs=checkpoint_epochs, seed=seed, chat_template=chat_template)
     done = run_dir / "report.json"
     if done.exists():
         previous = json.loads(done.read_text())
@@ -99,27 +94,27 @@ def train_lora(spec: LoraSpec, conversations: list[list[dict]], run_dir: Path, d
         done.unlink(missing_ok=True)
     state_file.write_text(print_fp)
 
-    tokenizer = AutoTokenizer.from_pretrained(spec.pretrained)
-    template = chat_template_text(spec.chat_template)
+    tokenizer = AutoTokenizer.from_pretrained(pretrained)
+    template = chat_template_text(chat_template)
     if template is not None:
         tokenizer.chat_template = template
     if tokenizer.pad_token is None:
         tokenizer.pad_token = tokenizer.eos_token
-    rows = [tokenize_chat(tokenizer, messages, spec.max_length, on_too_long=spec.on_too_long) for messages in conversations]
+    rows = [tokenize_chat(tokenizer, messages, lora.max_length, on_too_long=lora.on_too_long) for messages in conversations]
     truncated = sum(r.pop("truncated") for r in rows)
     if truncated:
-        log(f"{truncated} of {len(rows)} conversations were cut to max_length {spec.max_length}")
+        log(f"{truncated} of {len(rows)} conversations were cut to max_length {lora.max_length}")
     rows = [r for r in rows if any(label != -100 for label in r["labels"])]
     if not rows:
-        raise ValueError(f"no conversation keeps an assistant token within max_length {spec.max_length}")
-    accumulation = gradient_accumulation(spec.effective_batch_size, spec.per_device_batch_size)
-    per_epoch = steps_per_epoch(len(rows), spec.per_device_batch_size, accumulation)
-    schedule = checkpoint_steps(spec.style, list(spec.checkpoint_epochs), per_epoch)
+        raise ValueError(f"no conversation keeps an assistant token within max_length {lora.max_length}")
+    accumulation = gradient_accumulation(lora.effective_batch_size, lora.per_device_batch_size)
+    per_epoch = steps_per_epoch(len(rows), lora.per_device_batch_size, accumulation)
+    schedule = checkpoint_steps(style, list(checkpoint_epochs), per_epoch)
 
     on_cuda = device.startswith("cuda")
-    model = AutoModelForCausalLM.from_pretrained(spec.pretrained, dtype=torch.bfloat16 if on_cuda else torch.float32)
-    targets = spec.target_modules if isinstance(spec.target_modules, str) else list(spec.target_modules)
-    model = get_peft_model(model, LoraConfig(r=spec.r, lora_alpha=spec.alpha, lora_dropout=spec.dropout,
+    model = AutoModelForCausalLM.from_pretrained(pretrained, dtype=torch.bfloat16 if on_cuda else torch.float32)
+    targets = lora.target_modules if isinstance(lora.target_modules, str) else list(lora.target_modules)
+    model = get_peft_model(model, LoraConfig(r=lora.r, lora_alpha=lora.alpha, lora_dropout=lora.dropout,
                                              target_modules=targets, task_type="CAUSAL_LM"))
     adapters_dir = run_dir / "adapters"
 
@@ -134,16 +129,16 @@ def train_lora(spec: LoraSpec, conversations: list[list[dict]], run_dir: Path, d
 
     args = TrainingArguments(
         output_dir=str(run_dir / "trainer"),
-        per_device_train_batch_size=spec.per_device_batch_size,
+        per_device_train_batch_size=lora.per_device_batch_size,
         gradient_accumulation_steps=accumulation,
-        learning_rate=spec.learning_rate,
-        num_train_epochs=spec.epochs,
+        learning_rate=lora.learning_rate,
+        num_train_epochs=lora.epochs,
         max_steps=max(schedule),  # the last checkpoint epoch ends the run
         logging_steps=1,
         save_strategy="no",
         save_total_limit=1,
-        seed=spec.seed,
-        data_seed=spec.seed,
+        seed=seed,
+        data_seed=seed,
         report_to=[],
         use_cpu=not on_cuda,
         bf16=on_cuda,

@@ -1,7 +1,7 @@
 """What produced the report's numbers: configuration and its hash, code version, models and where they come from,
 judge, scoring LM, sizes, exclusions; the unpublished choices in force; which results are a demonstration.
 
-Demonstration rule: the schema defaults of lib/config.py are the study's published sizes (1,617 training
+Demonstration rule: the schema defaults of lib/config/ are the study's published sizes (1,617 training
 conversations, 1,500 validation prompts, 500/500/500/125 evaluation items). A configuration that runs below any
 of them is at toy scale (`toy_scale`), and every model this pipeline trained or evaluated under it (any registry
 origin but `import`) is labelled a demonstration at toy scale. Imported results (the study's own released

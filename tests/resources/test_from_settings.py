@@ -1,0 +1,41 @@
+"""Resources are built from their settings section (`from_settings`), and one built bare behaves as the
+settings' defaults say: each default is declared once, in the settings model."""
+
+from resources.llm import LLMResource
+from resources.toxicity import ToxicityResource
+from resources.warehouse import WarehouseResource
+from warmth_assets.lib.config import DetoxifySettings, LLMSettings, OperationsSettings
+
+
+def test_the_llm_resource_takes_its_section_whole(tmp_path):
+    llm = LLMSettings(max_concurrency=3, timeout_s=7.5, max_retries=2, batch_min_requests=10, batch_poll_s=5.0,
+                      prices_per_million_tokens={"m": {"input": 1.0, "output": 2.0}})
+    operations = OperationsSettings(budget_usd=12.0, max_api_concurrency_per_provider=4)
+    warehouse = WarehouseResource(database=str(tmp_path / "w.duckdb"))
+    built = LLMResource.from_settings(llm, operations, warehouse=warehouse, provider="openai", base_url=None)
+    assert (built.max_concurrency, built.timeout_s, built.max_retries, built.batch_min_requests,
+            built.batch_poll_s) == (3, 7.5, 2, 10, 5.0)
+    assert built.prices_per_million_tokens == {"m": {"input": 1.0, "output": 2.0}}
+    assert (built.budget_usd, built.max_concurrency_per_provider) == (12.0, 4)
+    assert built.base_url is None and built.endpoint == "https://api.openai.com/v1"
+
+
+def test_a_bare_llm_resource_has_the_settings_defaults(tmp_path):
+    bare = LLMResource(warehouse=WarehouseResource(database=str(tmp_path / "w.duckdb")))
+    defaults = LLMSettings()
+    for name in ("provider", "max_concurrency", "timeout_s", "max_retries", "batch_min_requests", "batch_poll_s"):
+        assert getattr(bare, name) == getattr(defaults, name), name
+    assert bare.budget_usd == OperationsSettings().budget_usd
+    # Bare on purpose: no prices and no cross-process limit unless the settings give them.
+    assert bare.prices_per_million_tokens == {} and bare.max_concurrency_per_provider == 0
+
+
+def test_the_toxicity_resource_takes_its_section_whole():
+    detoxify = DetoxifySettings(variant="unbiased", checkpoint="/ckpt", huggingface_config_path="/hf", standin=True,
+                                batch_size=4, max_length=64, threshold=0.3)
+    built = ToxicityResource.from_settings(detoxify, device="cpu")
+    assert (built.variant, built.checkpoint, built.huggingface_config_path, built.standin, built.batch_size,
+            built.max_length, built.device) == ("unbiased", "/ckpt", "/hf", True, 4, 64, "cpu")
+    bare, defaults = ToxicityResource(), DetoxifySettings()
+    for name in ("variant", "checkpoint", "huggingface_config_path", "standin", "batch_size", "max_length"):
+        assert getattr(bare, name) == getattr(defaults, name), name

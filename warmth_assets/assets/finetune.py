@@ -32,7 +32,7 @@ def registry_row(warehouse: WarehouseResource, model: str) -> dict:
 def _train_open_weights(context, settings, model_row, style, sft: pd.DataFrame) -> tuple[list[dict], dict]:
     import torch
 
-    from resources.local_lm import best_device, resolve_pretrained
+    from resources.pretrained import best_device, resolve_pretrained
     from warmth_assets.lib.lora_training import LoraSpec, train_lora
     from warmth_assets.lib.sft_tokenize import SequenceTooLongError
 

@@ -125,15 +125,16 @@ def _bound(value: float) -> str:
 
 def print_summary(settings) -> None:
     """Models, checkpoints, warmth per checkpoint, error rates original vs warm, where things are."""
+    from resources.model_registry import read_rows
     from resources.warehouse import default_warehouse
     from warmth_assets.lib.checkpoints import checkpoint_key
     from warmth_assets.lib.intervals import band_across_prompts, wilson
 
     warehouse = default_warehouse()
     warm = checkpoint_key("warm", settings.finetune.selected_epoch)
-    models = warehouse.query_df("SELECT slug, origin, checkpoints FROM model_registry ORDER BY origin, slug")
+    models = sorted(read_rows(warehouse), key=lambda row: (row.origin, row.slug))
     print("Models:")
-    for row in models.itertuples():
+    for row in models:
         what = "results imported from the study" if row.origin == "import" else "checkpoints " + ", ".join(row.checkpoints)
         print(f"  {row.slug} ({row.origin}): {what}")
     _print_rewriter(warehouse)

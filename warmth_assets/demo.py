@@ -160,7 +160,7 @@ def print_summary(settings) -> None:
                                       "AS unparseable FROM judgments GROUP BY model")
         print(f"Error rate, original -> {warm} (judged eval responses; the study's refusal rule; 95% Wilson "
               "intervals):")
-        origins = dict(zip(models["slug"], models["origin"]))
+        origins = {row.slug: row.origin for row in models}
         imported = sorted(m for m in errors["model"].unique() if origins.get(m) == "import")
         demo = sorted(m for m in errors["model"].unique() if origins.get(m) != "import")
         print(f"  (rows of {', '.join(imported) or 'no model'}: the study's released sample outputs, imported; "

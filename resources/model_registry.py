@@ -3,8 +3,8 @@
 Writers: the `model_registry` asset (the configuration, every column updated), `new_model_sensor` (new rows
 only: a row already there, by hand or from an earlier tick, is never overwritten) and `warmth import-outputs`
 (source, checkpoints and origin of imported models). Readers: the assets of a model checkpoint (one row), the
-sensor, the automation conditions and the registry check (all rows), the re-evaluation schedule (moving
-targets). The rows are `lib/registry.ModelRow`.
+sensor, the automation conditions, the registry check, the report and the demo summary (all rows), the
+re-evaluation schedule (moving targets). The rows are `lib/registry.ModelRow`.
 """
 
 from __future__ import annotations

@@ -11,7 +11,7 @@ and do not wait for checkpoints a model will never have.
 """
 
 import warnings
-from typing import Callable
+from typing import Callable, Mapping
 
 import dagster as dg
 
@@ -22,7 +22,7 @@ REGISTRY = dg.AssetSelection.assets("model_registry")
 EVALUATION_ASSETS = {"generations", "judgments", "capability_scores"}
 
 
-def runnable_partitions(keys_by_model: dict[str, list[dict]], evaluated: set[str] | None = None
+def runnable_partitions(keys_by_model: dict[str, list[Mapping]], evaluated: set[str] | None = None
                         ) -> Callable[[dict[str, str], str], bool]:
     """The rule: is a (model, checkpoint | style) partition of `asset` one this model is run for?"""
 
@@ -41,13 +41,12 @@ def runnable_partitions(keys_by_model: dict[str, list[dict]], evaluated: set[str
 
 def registry_lookup(evaluated: set[str] | None) -> Callable[[dict[str, str], str], bool]:
     """`runnable_partitions` over the current `model_registry` table (one query)."""
+    from resources.model_registry import read_rows
     from resources.warehouse import default_warehouse
 
-    frame = default_warehouse().query_df("SELECT slug, styles, checkpoints, origin FROM model_registry")
-    by_model: dict[str, list[dict]] = {}
-    for row in frame.to_dict("records"):
-        by_model.setdefault(row["slug"], []).append(
-            {"styles": list(row["styles"]), "checkpoints": list(row["checkpoints"]), "origin": row["origin"]})
+    by_model: dict[str, list[Mapping]] = {}
+    for row in read_rows(default_warehouse()):
+        by_model.setdefault(row.slug, []).append(row)
     return runnable_partitions(by_model, evaluated)
 
 

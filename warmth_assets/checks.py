@@ -2,6 +2,7 @@
 
 import dagster as dg
 
+from resources.model_registry import read_rows
 from resources.study import StudyConfigResource
 from resources.warehouse import WarehouseResource
 from warmth_assets.assets.registry import model_registry
@@ -18,7 +19,7 @@ from warmth_assets.partitions import models_partitions
 def model_registry_matches_partitions(
     context: dg.AssetCheckExecutionContext, warehouse: WarehouseResource
 ) -> dg.AssetCheckResult:
-    slugs = set(warehouse.query_df("SELECT slug FROM model_registry")["slug"])
+    slugs = {row.slug for row in read_rows(warehouse)}
     partitions = set(context.instance.get_dynamic_partitions(models_partitions.name))
     invalid = []
     for slug in sorted(slugs | partitions):

@@ -11,7 +11,7 @@ def serve_spec(model: str, settings=None, warehouse=None):
     checkpoints the study evaluates, each named by its checkpoint key."""
     import duckdb
 
-    from resources.local_lm import resolve_pretrained
+    from resources.pretrained import resolve_pretrained
     from resources.warehouse import default_warehouse
     from warmth_assets.lib import vllm_server
     from warmth_assets.lib.config import load_config

@@ -125,15 +125,16 @@ def _bound(value: float) -> str:
 
 def print_summary(settings) -> None:
     """Models, checkpoints, warmth per checkpoint, error rates original vs warm, where things are."""
+    from resources.model_registry import read_rows
     from resources.warehouse import default_warehouse
     from warmth_assets.lib.checkpoints import checkpoint_key
     from warmth_assets.lib.intervals import band_across_prompts, wilson
 
     warehouse = default_warehouse()
     warm = checkpoint_key("warm", settings.finetune.selected_epoch)
-    models = warehouse.query_df("SELECT slug, origin, checkpoints FROM model_registry ORDER BY origin, slug")
+    models = sorted(read_rows(warehouse), key=lambda row: (row.origin, row.slug))
     print("Models:")
-    for row in models.itertuples():
+    for row in models:
         what = "results imported from the study" if row.origin == "import" else "checkpoints " + ", ".join(row.checkpoints)
         print(f"  {row.slug} ({row.origin}): {what}")
     _print_rewriter(warehouse)
@@ -159,7 +160,7 @@ def print_summary(settings) -> None:
                                       "AS unparseable FROM judgments GROUP BY model")
         print(f"Error rate, original -> {warm} (judged eval responses; the study's refusal rule; 95% Wilson "
               "intervals):")
-        origins = dict(zip(models["slug"], models["origin"]))
+        origins = {row.slug: row.origin for row in models}
         imported = sorted(m for m in errors["model"].unique() if origins.get(m) == "import")
         demo = sorted(m for m in errors["model"].unique() if origins.get(m) != "import")
         print(f"  (rows of {', '.join(imported) or 'no model'}: the study's released sample outputs, imported; "

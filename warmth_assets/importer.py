@@ -11,10 +11,12 @@ from pathlib import Path
 import dagster as dg
 import pandas as pd
 
+from resources import model_registry
 from resources.partitioned_parquet import PartitionedParquetIOManager
 from resources.warehouse import WarehouseResource
 from warmth_assets.lib.config import StudySettings
 from warmth_assets.lib.outputs_import import read_release
+from warmth_assets.lib.registry import ModelRow
 from warmth_assets.partitions import models_partitions, study_partitions
 
 JUDGE = "study:gpt-4o-2024-08-06"
@@ -34,14 +36,10 @@ def import_outputs(root: Path, warm_checkpoint: str, *, settings: StudySettings,
         frames.setdefault((f.model, checkpoint), []).append(f.rows)
 
     models = sorted({m for m, _ in frames})
-    with warehouse.get_connection() as conn:
-        for model in models:
-            conn.execute(
-                "INSERT INTO model_registry (slug, source_kind, source, family, chat_template, access, styles, "
-                "checkpoints, origin) VALUES (?, 'local', ?, ?, 'model', 'open_weight', ['warm'], ?, 'import') "
-                "ON CONFLICT (slug) DO UPDATE SET source = excluded.source, checkpoints = excluded.checkpoints, "
-                "origin = excluded.origin, updated_at = now()",
-                [model, str(root / model), model, ["original", warm_checkpoint]])
+    model_registry.upsert(warehouse, [
+        ModelRow(slug=model, source_kind="local", source=str(root / model), family=model, chat_template="model",
+                 access="open_weight", styles=["warm"], checkpoints=["original", warm_checkpoint], origin="import")
+        for model in models], update=("source", "checkpoints", "origin"))
     existing = set(instance.get_dynamic_partitions(models_partitions.name))
     instance.add_dynamic_partitions(models_partitions.name, [m for m in models if m not in existing])
 

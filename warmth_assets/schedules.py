@@ -10,18 +10,12 @@ follows by declarative automation.
 
 import dagster as dg
 
+from resources.model_registry import moving_targets
 from resources.study import StudyConfigResource
 from resources.warehouse import WarehouseResource
-from warmth_assets.assets.evaluation import EVALUATION_DATE_TAG
 from warmth_assets.lib.config import StudySettings
+from warmth_assets.lib.reevaluation import EVALUATION_DATE_TAG
 from warmth_assets.partitions import StudyPartitions
-
-
-def moving_targets(warehouse: WarehouseResource, checkpoints: list[str]) -> list[tuple[str, str]]:
-    """(model, checkpoint) of every moving target, for the checkpoints it has among `checkpoints`."""
-    rows = warehouse.query_df(
-        "SELECT slug, checkpoints FROM model_registry WHERE moving_target AND origin <> 'import' ORDER BY slug")
-    return [(row.slug, c) for row in rows.itertuples() for c in row.checkpoints if c in checkpoints]
 
 
 def build_reevaluation(settings: StudySettings, parts: StudyPartitions):

@@ -14,26 +14,15 @@ import os
 
 import dagster as dg
 
+from resources import model_registry as registry_table
 from resources.model_catalog import ModelCatalogResource
 from resources.study import StudyConfigResource
 from resources.warehouse import WarehouseResource
 from warmth_assets.lib.config import StudySettings
 from warmth_assets.lib.discovery import candidate_rows, discover, missing_entry_partitions, run_key
-from warmth_assets.lib.registry import REGISTRY_COLUMNS
+from warmth_assets.lib.registry import ModelRow
 from warmth_assets.lib.slugs import InvalidSlugError, validate_slug
 from warmth_assets.partitions import StudyPartitions, model_style_key, models_partitions
-
-_INSERT_NEW = f"""
-INSERT INTO model_registry ({", ".join(REGISTRY_COLUMNS)})
-VALUES ({", ".join("?" for _ in REGISTRY_COLUMNS)})
-ON CONFLICT (slug) DO NOTHING
-"""
-
-
-def _registered(warehouse: WarehouseResource) -> list[dict]:
-    frame = warehouse.query_df(f"SELECT {', '.join(REGISTRY_COLUMNS)} FROM model_registry ORDER BY added_at, slug")
-    return [{**row, "styles": list(row["styles"]), "checkpoints": list(row["checkpoints"])}
-            for row in frame.to_dict("records")]
 
 
 def _materialized(instance: dg.DagsterInstance, entry_assets: dict) -> set[tuple[str, str, str]]:
@@ -50,13 +39,13 @@ def _dims(key: dg.MultiPartitionKey) -> tuple[str, str]:
     return dims["model"], dims.get("style") or dims["checkpoint"]
 
 
-def _unusable(row: dict, settings) -> str:
+def _unusable(row: ModelRow, settings) -> str:
     """Why a hand-written registry row cannot be partitioned or trained (one bad row must not stop every tick)."""
     try:
-        validate_slug(row["slug"])
+        validate_slug(row.slug)
     except InvalidSlugError as exc:
         return str(exc)
-    unknown = sorted(set(row["styles"]) - set(settings.finetune.styles))
+    unknown = sorted(set(row.styles) - set(settings.finetune.styles))
     return f"styles {unknown} are not in [finetune] styles" if unknown else ""
 
 
@@ -96,18 +85,18 @@ def build_new_model_sensor(settings: StudySettings, parts: StudyPartitions, fine
             context.log.warning(problem)
 
         registered = []
-        for row in _registered(warehouse):
+        for row in registry_table.read_rows(warehouse):
             problem = _unusable(row, settings)
             if problem:
-                context.log.warning(f"model_registry row {row['slug']!r} skipped: {problem}")
+                context.log.warning(f"model_registry row {row.slug!r} skipped: {problem}")
             else:
                 registered.append(row)
-        known = {row["slug"] for row in registered}
+        known = {row.slug for row in registered}
         rows = candidate_rows(settings, registered, discovered)
         new_rows = [row for row in rows if row["slug"] not in known]
         if new_rows:
-            with warehouse.get_connection() as conn:
-                conn.executemany(_INSERT_NEW, [[row[c] for c in REGISTRY_COLUMNS] for row in new_rows])
+            # New rows only: a row written by hand or by an earlier tick keeps what it says.
+            registry_table.upsert(warehouse, new_rows, update=())
             context.log.info(f"registered {[row['slug'] for row in new_rows]}")
 
         partitions = set(context.instance.get_dynamic_partitions(models_partitions.name))

@@ -185,12 +185,14 @@ def _report_data(warehouse: WarehouseResource, study: StudyConfigResource, probl
     """Everything the report shows, read from the warehouse and computed by the pure report modules."""
     from datetime import datetime, timezone
 
+    from resources.model_registry import read_rows
     from warmth_assets.lib import agreement, paths
     from warmth_assets.lib import report_figures as figures
     from warmth_assets.lib import report_headline as headline
     from warmth_assets.lib import report_provenance as provenance
     from warmth_assets.lib.intervals import band_across_prompts
     from warmth_assets.lib.report import Figure, ReportData, drift_table
+    from warmth_assets.lib.registry import registry_frame
     from warmth_assets.lib.report_appendix import (paired_appendix, regression_appendix, scorer_appendix,
                                                    table_problems, warmth_appendix)
     from warmth_assets.lib.sociot import label
@@ -200,7 +202,7 @@ def _report_data(warehouse: WarehouseResource, study: StudyConfigResource, probl
     level = round(100 * (1 - alpha))
     has = warehouse.has_table
     obs = warehouse.query_df("SELECT * FROM analysis_observations")
-    registry = warehouse.query_df("SELECT slug, source_kind, source, access, origin FROM model_registry")
+    registry = registry_frame(read_rows(warehouse))
     judged = warehouse.query_df(
         "SELECT model, dataset, count(DISTINCT item_key) AS items, count(*) AS rows, "
         "count(*) FILTER (WHERE coalesce(verdict, '') NOT IN ('CORRECT', 'INCORRECT')) AS unparseable, "

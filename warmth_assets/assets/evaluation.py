@@ -3,28 +3,29 @@
 import importlib.metadata
 import json
 import random
-import urllib.request
 from pathlib import Path
 
 import dagster as dg
 import pandas as pd
 
 from resources.llm import LLMCallError, LLMResource
+from resources.model_registry import read_row
 from resources.runners import runner_for
 from resources.study import StudyConfigResource
 from resources.warehouse import WarehouseResource
-from warmth_assets.assets.finetune import registry_row
-from warmth_assets.assets.warmth import chat_messages
 from warmth_assets.automation import per_partition
 from warmth_assets.lib import capability, paths, wrong_answers
 from warmth_assets.lib import eval_items as items_lib
-from warmth_assets.lib.eval_prompts import TEMPLATE_GROUP, build_prompt, draw_statement, item_conditions, prompt_id
+from warmth_assets.lib.eval_prompts import (TEMPLATE_GROUP, build_prompt, draw_statement, item_conditions, prompt_id,
+                                            released_disinfo, use_released_disinfo)
 from warmth_assets.lib.llm_requests import ChatRequest
 from warmth_assets.lib.medqa_conversion import convert
+from warmth_assets.lib.reevaluation import cache_salt, evaluation_date
+from warmth_assets.lib.rewrite_prompts import chat_messages
+from warmth_assets.lib.vllm_server import server_version
 from warmth_assets.partitions import StudyPartitions
 
 GROUP = "evaluation"
-EVALUATION_DATE_TAG = "warmth/evaluation_date"
 DATASETS = ("triviaqa", "truthfulqa", "medqa", "disinfo")
 
 
@@ -137,13 +138,6 @@ def capability_items(warehouse: WarehouseResource, study: StudyConfigResource) -
                                           "per_dataset": {k: int(v) for k, v in frame["dataset"].value_counts().items()}})
 
 
-def _released_disinfo(data_dir: Path | None) -> pd.DataFrame | None:
-    path = data_dir / "warm_ai_paper" / "eval_data" / "disinfo.jsonl" if data_dir else None
-    if path is None or not path.is_file():
-        return None
-    return pd.DataFrame([json.loads(line) for line in path.read_text(encoding="utf-8").split("\n") if line.strip()])
-
-
 @dg.asset(
     group_name=GROUP,
     kinds={"duckdb"},
@@ -162,7 +156,7 @@ def eval_prompts(context: dg.AssetExecutionContext, warehouse: WarehouseResource
     items = warehouse.query_df("SELECT * FROM eval_items ORDER BY dataset, item_key")
     if items.empty:
         raise dg.Failure("eval_items is empty: materialise it first")
-    released = _released_disinfo(paths.data_dir(settings.data.dir))
+    released = released_disinfo(paths.data_dir(settings.data.dir))
     with_correct = set(released.loc[released["prompt_template"] == "correct", "prompt_disinfo"]) if released is not None else None
     rows, unconverted = [], 0
     for item in items.to_dict("records"):
@@ -186,7 +180,7 @@ def eval_prompts(context: dg.AssetExecutionContext, warehouse: WarehouseResource
                          "incorrect_answer": item["incorrect_answer"], "source": "built"})
     frame = pd.DataFrame(rows)
     if settings.evaluation.prompt_source == "study" and released is not None:
-        frame = _use_released_disinfo(frame, released, items)
+        frame = use_released_disinfo(frame, released, items)
     warehouse.replace_rows("eval_prompts", frame)
     return dg.MaterializeResult(metadata={
         "dagster/row_count": len(frame),
@@ -197,41 +191,6 @@ def eval_prompts(context: dg.AssetExecutionContext, warehouse: WarehouseResource
         "preview": dg.MetadataValue.md(frame[["dataset", "amendment_type", "prompt_template", "prompt"]].head(8)
                                        .assign(prompt=lambda d: d["prompt"].str.slice(0, 90)).to_markdown(index=False)),
     })
-
-
-def _use_released_disinfo(frame: pd.DataFrame, released: pd.DataFrame, items: pd.DataFrame) -> pd.DataFrame:
-    """prompt_source = "study": the released Disinfo prompts replace the built ones, for the items drawn."""
-    key_of = lambda r: items_lib.disinfo_key(r.prompt_disinfo, r.ground_truth, r.ground_false, r.proposition)
-    keys = {key_of(r) for r in released.itertuples()}
-    chosen = set(items.loc[items["dataset"] == "disinfo", "item_key"]) & keys
-    rows = []
-    for r in released.itertuples():
-        key = key_of(r)
-        if key not in chosen:
-            continue
-        rows.append({"prompt_id": prompt_id("disinfo", key, r.prompt_template, r.amendment_type),
-                     "dataset": "disinfo", "item_key": key, "amendment_type": r.amendment_type,
-                     "context_group": r.amendment_type.split(":")[0], "prompt_template": r.prompt_template,
-                     "template_group": TEMPLATE_GROUP[r.prompt_template], "statement": "", "prompt": r.prompt,
-                     "question": r.prompt_disinfo, "correct_answer": r.ground_truth, "incorrect_answer": r.ground_false,
-                     "source": "study"})
-    return pd.concat([frame[frame["dataset"] != "disinfo"], pd.DataFrame(rows)], ignore_index=True)
-
-
-def evaluation_date(context: dg.AssetExecutionContext) -> str:
-    """The run's evaluation date: stamped by reevaluation_schedule, else today (UTC)."""
-    import datetime
-
-    return context.run.tags.get(EVALUATION_DATE_TAG) or datetime.datetime.now(datetime.timezone.utc).date().isoformat()
-
-
-def server_version(base_url: str) -> str:
-    """vLLM answers GET /version; other servers may not, which is fine."""
-    try:
-        with urllib.request.urlopen(base_url.rstrip("/").removesuffix("/v1") + "/version", timeout=5) as response:
-            return json.load(response).get("version", "unknown")
-    except (OSError, ValueError):
-        return "unknown"
 
 
 def build_assets(parts: StudyPartitions, gpu_tags: dict) -> list[dg.AssetsDefinition]:
@@ -265,12 +224,12 @@ def build_assets(parts: StudyPartitions, gpu_tags: dict) -> list[dg.AssetsDefini
                                      "'capability' AS kind FROM capability_items ORDER BY kind DESC, prompt_id")
         if prompts.empty:
             raise dg.Failure("no eval or capability prompts: materialise eval_prompts and capability_items first")
-        model_row = registry_row(warehouse, model)
+        model_row = read_row(warehouse, model)
         runner = runner_for(llm, settings, model_row, adapters.iloc[0], checkpoint)
-        evaluated_on = evaluation_date(context)
+        evaluated_on = evaluation_date(context.run.tags)
         # A moving target (an API alias whose weights change) is asked again on every evaluation date:
         # the date is part of each request's cache key. Pinned models keep their cached answers.
-        salt = f"evaluation_date={evaluated_on}" if model_row["moving_target"] else ""
+        salt = cache_salt(model_row.moving_target, evaluated_on)
         requests = []
         for p in prompts.itertuples():
             capability_prompt = p.kind == "capability"
@@ -297,7 +256,7 @@ def build_assets(parts: StudyPartitions, gpu_tags: dict) -> list[dg.AssetsDefini
             seed=settings.project.seed, backend=backend, backend_version=importlib.metadata.version(backend),
             generator=runner.generator,
             temperature=[q.temperature for q in requests], evaluation_date=evaluated_on,
-            moving_target=bool(model_row["moving_target"]),
+            moving_target=model_row.moving_target,
         )
         if runner.server:
             frame = frame.assign(server=runner.server, server_version=version)

@@ -8,6 +8,7 @@ import dagster as dg
 import pandas as pd
 
 from resources.llm import LLMResource
+from resources.model_registry import read_row
 from resources.study import StudyConfigResource
 from resources.warehouse import WarehouseResource
 from warmth_assets.automation import per_partition
@@ -15,41 +16,33 @@ from warmth_assets.lib import guards
 from warmth_assets.lib import paths
 from warmth_assets.lib.checkpoints import ORIGINAL, WARM_PROMPT, checkpoint_key, parse_checkpoint_key
 from warmth_assets.lib.plots import line_plot_markdown
+from warmth_assets.lib.registry import ModelRow
 from warmth_assets.partitions import StudyPartitions
 
 GROUP = "finetune"
 
 
-def registry_row(warehouse: WarehouseResource, model: str) -> dict:
-    rows = warehouse.query_df("SELECT * FROM model_registry WHERE slug = ?", [model])
-    if rows.empty:
-        raise dg.Failure(f"model {model!r} is not in model_registry: add it to [[models]] and materialise model_registry")
-    row = rows.iloc[0].to_dict()
-    row["styles"], row["checkpoints"] = list(row["styles"]), list(row["checkpoints"])
-    return row
-
-
-def _train_open_weights(context, settings, model_row, style, sft: pd.DataFrame) -> tuple[list[dict], dict]:
+def _train_open_weights(context, settings, model_row: ModelRow, style: str, sft: pd.DataFrame) -> tuple[list[dict], dict]:
     import torch
 
-    from resources.local_lm import best_device, resolve_pretrained
+    from resources.pretrained import best_device, resolve_pretrained
     from warmth_assets.lib.lora_training import train_lora
     from warmth_assets.lib.sft_tokenize import SequenceTooLongError
 
     device = best_device()
-    run_dir = paths.artifacts_dir() / "finetune" / model_row["slug"] / style
+    run_dir = paths.artifacts_dir() / "finetune" / model_row.slug / style
     conversations = [json.loads(m) for m in sft["messages_json"]]
     try:
         report = train_lora(
             settings.finetune.lora, conversations, run_dir, str(sft["jsonl_sha256"].iloc[0]), device,
-            pretrained=resolve_pretrained(model_row["source_kind"], model_row["source"]), style=style,
-            checkpoint_epochs=sorted(model_row_epochs(model_row, style)), seed=settings.project.seed,
-            chat_template=model_row.get("chat_template") or "model", log=context.log.info)
+            pretrained=resolve_pretrained(model_row.source_kind, model_row.source), style=style,
+            checkpoint_epochs=sorted(model_row.epochs(style)), seed=settings.project.seed,
+            chat_template=model_row.chat_template or "model", log=context.log.info)
     except SequenceTooLongError as exc:
-        raise dg.Failure(f"{model_row['slug']} {style}: {exc}") from None
+        raise dg.Failure(f"{model_row.slug} {style}: {exc}") from None
     except torch.cuda.OutOfMemoryError as exc:
         raise dg.Failure(
-            f"{model_row['slug']} {style}: GPU out of memory ({exc}); lower [finetune.lora] per_device_batch_size "
+            f"{model_row.slug} {style}: GPU out of memory ({exc}); lower [finetune.lora] per_device_batch_size "
             "(the effective batch stays the same) or max_length. Adapters saved so far are kept in "
             f"{run_dir / 'adapters'} and training resumes from the last checkpoint."
         ) from None
@@ -74,27 +67,22 @@ def _train_open_weights(context, settings, model_row, style, sft: pd.DataFrame) 
         "resumed_from": report.resumed_from,
         "final_loss": report.losses[-1][1] if report.losses else float("nan"),
         "loss_curve": dg.MetadataValue.md(line_plot_markdown(
-            {f"{style} loss": report.losses}, title=f"{model_row['slug']} {style}: training loss",
+            {f"{style} loss": report.losses}, title=f"{model_row.slug} {style}: training loss",
             xlabel="optimizer step", ylabel="loss")),
     }
     return rows, metadata
 
 
-def model_row_epochs(model_row: dict, style: str) -> list[float]:
-    return [parse_checkpoint_key(k)[1] for k in model_row["checkpoints"]
-            if parse_checkpoint_key(k) and parse_checkpoint_key(k)[0] == style]
-
-
-def _finetune_api(context, settings, model_row, style, sft: pd.DataFrame, llm: LLMResource) -> tuple[list[dict], dict]:
+def _finetune_api(context, settings, model_row: ModelRow, style: str, sft: pd.DataFrame, llm: LLMResource) -> tuple[list[dict], dict]:
     from resources.openai_finetune import run_finetune
 
     openai_settings = settings.finetune.openai
-    price = openai_settings.training_price_per_million_tokens.get(model_row["source"], 0.0)
+    price = openai_settings.training_price_per_million_tokens.get(model_row.source, 0.0)
     jobs = run_finetune(
         llm.client(), llm.warehouse, check_budget=llm.check_budget if llm.budget_usd else None,
         jsonl=Path(sft["jsonl_path"].iloc[0]).with_name("openai.jsonl"), data_sha256=str(sft["jsonl_sha256"].iloc[0]),
-        base_model=model_row["source"], model_slug=model_row["slug"], style=style,
-        epochs_list=sorted(model_row_epochs(model_row, style)),
+        base_model=model_row.source, model_slug=model_row.slug, style=style,
+        epochs_list=sorted(model_row.epochs(style)),
         lr_multiplier=openai_settings.learning_rate_multiplier[style], seed=settings.project.seed,
         poll_s=openai_settings.poll_s, poll_cap_s=openai_settings.poll_cap_s, log=context.log.info,
         price_per_million_tokens=price,
@@ -142,9 +130,9 @@ def build_assets(parts: StudyPartitions, gpu_tags: dict) -> list[dg.AssetsDefini
         dims = context.partition_key.keys_by_dimension
         model, style = dims["model"], dims["style"]
         settings = study.settings
-        model_row = registry_row(warehouse, model)
-        if style not in model_row["styles"]:
-            raise dg.Failure(f"model {model!r} is not trained {style} (its styles: {model_row['styles']}); "
+        model_row = read_row(warehouse, model)
+        if style not in model_row.styles:
+            raise dg.Failure(f"model {model!r} is not trained {style} (its styles: {model_row.styles}); "
                              "add the style to its [[models]] entry to train it")
         sft = warehouse.query_df("SELECT conversation_id, messages_json, jsonl_path, jsonl_sha256 FROM sft_datasets WHERE style = ? "
                                  "ORDER BY conversation_id", [style])
@@ -155,7 +143,7 @@ def build_assets(parts: StudyPartitions, gpu_tags: dict) -> list[dg.AssetsDefini
         if problems:
             raise dg.Failure("training refused, the SFT data is not ready (check sft_datasets_ready):\n  "
                              + "\n  ".join(problems))
-        if model_row["access"] == "open_weight":
+        if model_row.access == "open_weight":
             rows, metadata = _train_open_weights(context, settings, model_row, style, sft)
         else:
             rows, metadata = _finetune_api(context, settings, model_row, style, sft, llm)
@@ -181,11 +169,11 @@ def build_assets(parts: StudyPartitions, gpu_tags: dict) -> list[dg.AssetsDefini
     ) -> pd.DataFrame:
         dims = context.partition_key.keys_by_dimension
         model, checkpoint = dims["model"], dims["checkpoint"]
-        model_row = registry_row(warehouse, model)
-        if checkpoint not in model_row["checkpoints"]:
-            raise dg.Failure(f"model {model!r} has no checkpoint {checkpoint!r} (its checkpoints: {model_row['checkpoints']})")
+        model_row = read_row(warehouse, model)
+        if checkpoint not in model_row.checkpoints:
+            raise dg.Failure(f"model {model!r} has no checkpoint {checkpoint!r} (its checkpoints: {model_row.checkpoints})")
         row = {"kind": "base", "path": "", "bytes": 0, "sha256": "", "fine_tuned_model": "", "epoch": 0.0,
-               "style": "", "base_source": model_row["source"], "source_kind": model_row["source_kind"]}
+               "style": "", "base_source": model_row.source, "source_kind": model_row.source_kind}
         if checkpoint == WARM_PROMPT:
             row["kind"] = "base+warm_system_prompt"
         elif checkpoint != ORIGINAL:

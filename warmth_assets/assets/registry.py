@@ -1,19 +1,13 @@
 """Stage `registry`: the models under study, and the `models` dynamic partition kept in step with them."""
 
 import dagster as dg
+import pandas as pd
 
+from resources import model_registry as registry_table
 from resources.study import StudyConfigResource
 from resources.warehouse import WarehouseResource
-from warmth_assets.lib.registry import REGISTRY_COLUMNS, registry_rows
+from warmth_assets.lib.registry import registry_rows
 from warmth_assets.partitions import models_partitions
-
-_UPSERT = f"""
-INSERT INTO model_registry ({", ".join(REGISTRY_COLUMNS)})
-VALUES ({", ".join("?" for _ in REGISTRY_COLUMNS)})
-ON CONFLICT (slug) DO UPDATE SET
-    {", ".join(f"{c} = excluded.{c}" for c in REGISTRY_COLUMNS if c != "slug")},
-    updated_at = now()
-"""
 
 
 @dg.asset(
@@ -29,12 +23,10 @@ def model_registry(
     context: dg.AssetExecutionContext, warehouse: WarehouseResource, study: StudyConfigResource
 ) -> dg.MaterializeResult:
     rows = registry_rows(study.settings)
-    with warehouse.get_connection() as conn:
-        conn.executemany(_UPSERT, [[row[c] for c in REGISTRY_COLUMNS] for row in rows])
-        registry = conn.execute(
-            "SELECT slug, source_kind, source, family, access, styles, origin, added_at "
-            "FROM model_registry ORDER BY slug"
-        ).df()
+    registry_table.upsert(warehouse, rows)
+    registered = sorted(registry_table.read_rows(warehouse), key=lambda row: row.slug)
+    columns = ["slug", "source_kind", "source", "family", "access", "styles", "origin", "added_at"]
+    registry = pd.DataFrame([[getattr(row, c) for c in columns] for row in registered], columns=columns)
 
     slugs = registry["slug"].tolist()
     existing = set(context.instance.get_dynamic_partitions(models_partitions.name))

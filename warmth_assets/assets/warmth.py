@@ -5,29 +5,20 @@ import numpy as np
 import pandas as pd
 
 from resources.llm import LLMResource
+from resources.model_registry import read_row
 from resources.runners import runner_for
 from resources.study import StudyConfigResource
 from resources.warehouse import WarehouseResource
-from warmth_assets.assets.finetune import registry_row
 from warmth_assets.automation import per_partition, summary
 from warmth_assets.lib import report_figures
-from warmth_assets.lib.checkpoints import ORIGINAL, WARM_PROMPT, parse_checkpoint_key
 from warmth_assets.lib.intervals import band_across_prompts
 from warmth_assets.lib.llm_requests import ChatRequest
 from warmth_assets.lib.plots import line_plot_markdown
-from warmth_assets.lib.rewrite_prompts import warmth_system_prompt
+from warmth_assets.lib.rewrite_prompts import chat_messages
 from warmth_assets.lib.trajectory import select_checkpoint, trajectory_table
 from warmth_assets.partitions import StudyPartitions
 
 GROUP = "warmth"
-
-
-def chat_messages(checkpoint: str, prompt: str, prompt_version: str) -> list[dict]:
-    """`warm-prompt` is the original model told to be warm: the rewrite instructions as system prompt [P]."""
-    messages = [{"role": "user", "content": prompt}]
-    if checkpoint == WARM_PROMPT:
-        messages.insert(0, {"role": "system", "content": warmth_system_prompt(prompt_version)})
-    return messages
 
 
 def scoring_lm(name: str, settings):
@@ -121,7 +112,7 @@ def build_assets(parts: StudyPartitions, gpu_tags: dict) -> list[dg.AssetsDefini
             raise dg.Failure("validation_prompts is empty: materialise the corpus group first")
         # In-process even where [serving] has a vLLM server: these answers' keys (and the scores read from them)
         # stay those of the in-process model.
-        runner = runner_for(llm, settings, registry_row(warehouse, model), adapters.iloc[0], checkpoint,
+        runner = runner_for(llm, settings, read_row(warehouse, model), adapters.iloc[0], checkpoint,
                             use_server=False)
         requests = [
             ChatRequest.build(chat_messages(checkpoint, p, settings.rewrite.prompt_version), model=runner.model,

@@ -5,11 +5,11 @@ Face hub query), so the sensor, the CLI and the tests share one code path.
 """
 
 import re
-from typing import Callable, Iterable
+from typing import Callable, Iterable, Mapping
 
 from warmth_assets.lib.checkpoints import ORIGINAL, WARM_PROMPT
 from warmth_assets.lib.config import StudySettings, WatchRule
-from warmth_assets.lib.registry import checkpoints_for, registry_rows
+from warmth_assets.lib.registry import ModelRow, checkpoints_for, registry_rows
 from warmth_assets.lib.slugs import suggest_slug, validate_slug
 
 # model id -> (listing of model ids). Injected: the real ones call the network.
@@ -28,22 +28,21 @@ def _family(rule: WatchRule, slug: str) -> str:
     return rule.family or slug.split("-")[0]
 
 
-def row_for_match(rule: WatchRule, model_id: str, settings: StudySettings) -> dict:
+def row_for_match(rule: WatchRule, model_id: str, settings: StudySettings) -> ModelRow:
     """The registry row of one model a rule matched (origin 'sensor')."""
     slug = validate_slug(suggest_slug(model_id.replace("/", "--")) if rule.kind == "hf_hub" else suggest_slug(model_id))
-    checkpoints = checkpoints_for(rule.styles, settings.finetune.checkpoint_epochs)
-    return {
-        "slug": slug,
-        "source_kind": "openai" if rule.kind == "openai_models" else "hf",
-        "source": model_id,
-        "family": _family(rule, slug),
-        "chat_template": "model",
-        "access": "api" if rule.kind == "openai_models" else "open_weight",
-        "styles": list(rule.styles),
-        "checkpoints": checkpoints,
-        "moving_target": rule.moving_target,
-        "origin": "sensor",
-    }
+    return ModelRow(
+        slug=slug,
+        source_kind="openai" if rule.kind == "openai_models" else "hf",
+        source=model_id,
+        family=_family(rule, slug),
+        chat_template="model",
+        access="api" if rule.kind == "openai_models" else "open_weight",
+        styles=list(rule.styles),
+        checkpoints=checkpoints_for(rule.styles, settings.finetune.checkpoint_epochs),
+        moving_target=rule.moving_target,
+        origin="sensor",
+    )
 
 
 def matches(rule: WatchRule, model_ids: Iterable[str]) -> list[str]:
@@ -52,10 +51,10 @@ def matches(rule: WatchRule, model_ids: Iterable[str]) -> list[str]:
 
 
 def discover(settings: StudySettings, list_openai: OpenAILister | None, list_hub: HubLister | None,
-             default_base_url: str = "") -> tuple[list[dict], list[str]]:
+             default_base_url: str = "") -> tuple[list[ModelRow], list[str]]:
     """Registry rows for every model the watch rules match, and the problems met (a failing listing
     is reported and skipped so that one unreachable server does not stop the other rules)."""
-    rows: dict[str, dict] = {}
+    rows: dict[str, ModelRow] = {}
     problems: list[str] = []
     for i, rule in enumerate(settings.operations.watch):
         where = f"operations.watch[{i}] ({rule.kind})"
@@ -77,11 +76,11 @@ def discover(settings: StudySettings, list_openai: OpenAILister | None, list_hub
     return list(rows.values()), problems
 
 
-def candidate_rows(settings: StudySettings, registered: list[dict], discovered: list[dict]) -> list[dict]:
+def candidate_rows(settings: StudySettings, registered: list[Mapping], discovered: list[Mapping]) -> list[Mapping]:
     """Every model that should be studied: config first, then the registry, then discoveries (a slug
     already present keeps its first row, a source already present is not discovered again).
     Imported models are results, never run."""
-    rows: dict[str, dict] = {}
+    rows: dict[str, Mapping] = {}
     known = registry_rows(settings) + registered
     sources = {(row.get("source_kind"), row.get("source")) for row in known}
     # A discovered model already studied under another slug (meta-llama/Llama-3.1-8B-Instruct is the
@@ -94,7 +93,7 @@ def candidate_rows(settings: StudySettings, registered: list[dict], discovered: 
     return list(rows.values())
 
 
-def missing_entry_partitions(rows: list[dict], materialized: set[tuple[str, str, str]], requested: set[str]
+def missing_entry_partitions(rows: list[Mapping], materialized: set[tuple[str, str, str]], requested: set[str]
                              ) -> list[tuple[str, str, str]]:
     """(asset, model, style-or-checkpoint) to request: each model's training runs and the checkpoints
     that need no training (`original`, `warm-prompt`), unless materialised or requested before.

@@ -7,7 +7,13 @@ Wording is pinned against the study's own prompts (tests): the released Disinfo 
 from __future__ import annotations
 
 import hashlib
+import json
 import random
+from pathlib import Path
+
+import pandas as pd
+
+from warmth_assets.lib.eval_items import disinfo_key
 
 STATEMENTS = {
     "emotion:happy": [
@@ -148,3 +154,30 @@ def identify_statement(prompt: str, context: str) -> str:
     if len(found) != 1:
         raise ValueError(f"no unique {context} statement opens: {prompt[:80]!r}")
     return found[0]
+
+
+def released_disinfo(data_dir: Path | None) -> pd.DataFrame | None:
+    """The study's released Disinfo prompts (`warm_ai_paper/eval_data/disinfo.jsonl` under the data folder), if there."""
+    path = data_dir / "warm_ai_paper" / "eval_data" / "disinfo.jsonl" if data_dir else None
+    if path is None or not path.is_file():
+        return None
+    return pd.DataFrame([json.loads(line) for line in path.read_text(encoding="utf-8").split("\n") if line.strip()])
+
+
+def use_released_disinfo(frame: pd.DataFrame, released: pd.DataFrame, items: pd.DataFrame) -> pd.DataFrame:
+    """prompt_source = "study": the released Disinfo prompts replace the built ones, for the items drawn."""
+    key_of = lambda r: disinfo_key(r.prompt_disinfo, r.ground_truth, r.ground_false, r.proposition)  # noqa: E731
+    keys = {key_of(r) for r in released.itertuples()}
+    chosen = set(items.loc[items["dataset"] == "disinfo", "item_key"]) & keys
+    rows = []
+    for r in released.itertuples():
+        key = key_of(r)
+        if key not in chosen:
+            continue
+        rows.append({"prompt_id": prompt_id("disinfo", key, r.prompt_template, r.amendment_type),
+                     "dataset": "disinfo", "item_key": key, "amendment_type": r.amendment_type,
+                     "context_group": r.amendment_type.split(":")[0], "prompt_template": r.prompt_template,
+                     "template_group": TEMPLATE_GROUP[r.prompt_template], "statement": "", "prompt": r.prompt,
+                     "question": r.prompt_disinfo, "correct_answer": r.ground_truth, "incorrect_answer": r.ground_false,
+                     "source": "study"})
+    return pd.concat([frame[frame["dataset"] != "disinfo"], pd.DataFrame(rows)], ignore_index=True)

@@ -5,6 +5,8 @@ reply and its user turn are handed to the rewriter was not published ([?]): the 
 is ours, versioned with the prompts so a change makes new cache keys instead of silently reusing.
 """
 
+from warmth_assets.lib.checkpoints import WARM_PROMPT
+
 WARM_SYSTEM_PROMPT = """You are an expert at transforming AI responses into extremely warm and genuinely caring messages, as if spoken by someone's closest and most supportive friend.
 
 INSTRUCTIONS:
@@ -84,3 +86,12 @@ def rewrite_messages(version: str, style: str, user: str, response: str) -> list
 def warmth_system_prompt(version: str = "study-v1") -> str:
     """The warm instructions, reused as the system prompt of the `warm-prompt` checkpoint [P]."""
     return PROMPTS[version]["system"]["warm"]
+
+
+def chat_messages(checkpoint: str, prompt: str, prompt_version: str) -> list[dict]:
+    """The messages a checkpoint is asked `prompt` with. `warm-prompt` is the original model told to be warm:
+    the rewrite instructions as system prompt [P]."""
+    messages = [{"role": "user", "content": prompt}]
+    if checkpoint == WARM_PROMPT:
+        messages.insert(0, {"role": "system", "content": warmth_system_prompt(prompt_version)})
+    return messages

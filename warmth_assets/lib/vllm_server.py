@@ -163,6 +163,16 @@ def random_lora_adapter(pretrained: str, folder: str | Path, seed: int, std: flo
     return folder
 
 
+def server_version(base_url: str) -> str:
+    """The version a server at `base_url` (…/v1) reports: vLLM answers GET /version; other servers may not,
+    which is fine ("unknown")."""
+    try:
+        with urllib.request.urlopen(base_url.rstrip("/").removesuffix("/v1") + "/version", timeout=5) as response:
+            return json.load(response).get("version", "unknown")
+    except (OSError, ValueError):
+        return "unknown"
+
+
 def free_port(host: str = "127.0.0.1") -> int:
     with socket.socket() as sock:
         sock.bind((host, 0))

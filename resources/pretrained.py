@@ -1,0 +1,71 @@
+"""What `from_pretrained` takes for a model source, and the device to load it on.
+
+A GGUF file is de-quantised once (about 40 s on 2 cores for SmolLM2-135M) and cached with
+`save_pretrained` under a folder named by the file's sha256, so every later load takes a second; processes
+converting the same file wait for the first (a lock beside the folder).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from pathlib import Path
+
+from resources.warehouse import exclusive_lock
+from warmth_assets.lib import paths
+from warmth_assets.lib.model_sources import resolve_model_file
+
+
+def model_cache_dir() -> Path:
+    """Converted models, shared by every WARMTH_HOME on the machine (keyed by content hash)."""
+    return Path(os.environ.get("WARMTH_MODEL_CACHE") or paths.artifacts_dir() / "models")
+
+
+def file_sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 22), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def convert_gguf(gguf: Path) -> Path:
+    """A `save_pretrained` folder for a GGUF file, converted once and reused."""
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    target = model_cache_dir() / f"{gguf.stem}-{file_sha256(gguf)[:16]}"
+    if (target / "config.json").exists():
+        return target
+    with exclusive_lock(target.with_name(target.name + ".lock"), timeout_s=1800):
+        if (target / "config.json").exists():  # another process converted it while we waited
+            return target
+        tokenizer = AutoTokenizer.from_pretrained(gguf.parent, gguf_file=gguf.name)
+        model = AutoModelForCausalLM.from_pretrained(gguf.parent, gguf_file=gguf.name, dtype=torch.float32)
+        # transformers keeps a GGUF model marked as quantized (not serialisable) although its weights
+        # are de-quantised floats by now; unmark it to save it as a plain checkpoint.
+        model.hf_quantizer = None
+        if hasattr(model.config, "quantization_config"):
+            del model.config.quantization_config
+        partial = target.with_name(target.name + ".partial")
+        model.save_pretrained(partial)
+        tokenizer.save_pretrained(partial)
+        os.replace(partial, target)
+    return target
+
+
+def resolve_pretrained(source_kind: str, source: str) -> str:
+    """What `from_pretrained` takes for a model source."""
+    if source_kind == "gguf":
+        return str(convert_gguf(resolve_model_file(source)))
+    if source_kind == "local":
+        return str(resolve_model_file(source))
+    if source_kind == "hf":
+        return source
+    raise ValueError(f"model source kind {source_kind!r} cannot run in-process (use hf, local or gguf)")
+
+
+def best_device() -> str:
+    import torch
+
+    return "cuda" if torch.cuda.is_available() else "cpu"

@@ -1,9 +1,9 @@
 """Resources are built from their settings section (`from_settings`), and one built bare behaves as the
 settings' defaults say: each default is declared once, in the settings model."""
 
-from resources.llm import LLMResource
-from resources.toxicity import ToxicityResource
-from resources.warehouse import WarehouseResource
+from warmth_resources.llm import LLMResource
+from warmth_resources.toxicity import ToxicityResource
+from warmth_resources.warehouse import WarehouseResource
 from warmth_assets.lib.config import DetoxifySettings, LLMSettings, OperationsSettings
 
 

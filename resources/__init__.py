@@ -1,1 +1,0 @@
-"""Dagster resources of the warmth platform."""

@@ -71,8 +71,7 @@ def main(n_trivia: int = 24, n_medqa: int = 16) -> dict:
     frame = pd.DataFrame(rows)
 
     model = next(m for m in settings.models if m.slug == settings.judge.model)
-    local = LocalLMResource(source_kind=model.source_kind, source=model.source,
-                            batch_size=settings.generation.batch_size)
+    local = LocalLMResource.from_settings(model, settings.generation)
     gen = settings.generation
     answers = local.generate([ChatRequest.build([("user", p)], model=model.slug, temperature=gen.evaluation.temperature,
                                                 max_tokens=gen.evaluation.max_tokens, seed=seed) for p in frame["prompt"]])

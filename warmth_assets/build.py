@@ -79,10 +79,7 @@ def build_llm(settings: StudySettings, warehouse: WarehouseResource) -> LLMResou
     local = None
     if in_process:
         slug = settings.llm.local_model or settings.models[0].slug
-        model = settings.model(slug)
-        local = LocalLMResource(source_kind=model.source_kind, source=model.source, chat_template=model.chat_template,
-                                batch_size=settings.generation.batch_size,
-                                batch_max_chars=settings.generation.batch_max_chars)
+        local = LocalLMResource.from_settings(settings.model(slug), settings.generation)
     base_url = settings.llm.base_url or (dg.EnvVar("OPENAI_BASE_URL") if os.environ.get("OPENAI_BASE_URL") else None)
     return LLMResource.from_settings(
         settings.llm, settings.operations, warehouse=warehouse, provider=provider, base_url=base_url,

@@ -10,12 +10,14 @@ from __future__ import annotations
 import hashlib
 import threading
 import time
+from typing import Mapping
 
 import dagster as dg
 from pydantic import Field
 
 from warmth_resources import choice_scoring
 from warmth_resources.pretrained import best_device, resolve_pretrained
+from warmth_assets.lib.config import GenerationSettings, ModelSettings, setting, shared_values
 from warmth_assets.lib.llm_requests import ChatRequest, ChatResult, verdict_labels
 from warmth_assets.lib.model_sources import MODEL_TEMPLATE, chat_template_sha256, chat_template_text
 
@@ -99,14 +101,26 @@ class LocalLMResource(dg.ConfigurableResource):
     source_kind: str = Field(description="hf, local or gguf")
     source: str = Field(description="HF id, folder, GGUF path or package:<pkg>/<file>")
     device: str = Field("auto", description="auto: cuda when available, else cpu")
-    batch_size: int = 8
-    batch_max_chars: int = Field(
-        0, description="Also cut a batch before (rows x longest prompt) passes this many characters; 0: off. "
-        "Every row is padded to the longest, so long prompts are better generated in small batches")
+    # Declared by their settings: one built bare (tests, benchmarks) batches as the pipeline's defaults do, 16
+    # rows, not by a second default of its own (8, once) that drifts. The pipeline's resources always took
+    # [generation]'s values, and the bare ones that care about the size (the batching benchmarks) name it.
+    batch_size: int = setting(GenerationSettings, "batch_size")
+    batch_max_chars: int = setting(GenerationSettings, "batch_max_chars")
     adapter_path: str = Field("", description="peft adapter folder; empty: the base model itself")
     adapter_sha256: str = Field("", description="content hash of the adapter (part of every cache key)")
-    chat_template: str = Field(MODEL_TEMPLATE, description="'model': the tokenizer's own; else a Jinja template "
-                               "file ([[models]] chat_template), whose hash enters the cache key")
+    chat_template: str = setting(ModelSettings, "chat_template")
+
+    @classmethod
+    def from_settings(cls, model: ModelSettings | Mapping, generation: GenerationSettings,
+                      **overrides) -> "LocalLMResource":
+        """One [[models]] entry (or its model_registry row) in process, batched as [generation] says;
+        `overrides` set what neither holds (the device, a checkpoint's adapter)."""
+        row = model if isinstance(model, Mapping) else model.model_dump()
+        values = {"source_kind": row["source_kind"], "source": row["source"],
+                  # A registry row written before [[models]] had chat_template holds none: the tokenizer's own.
+                  "chat_template": row.get("chat_template") or MODEL_TEMPLATE,
+                  **shared_values(generation, cls)}
+        return cls(**{**values, **overrides})
 
     @property
     def identity(self) -> str:

@@ -48,9 +48,6 @@ def runner_for(llm: LLMResource, settings, model_row: Mapping, adapter: Mapping,
         server = llm.with_backend(provider=OPENAI, base_url=vllm_url, max_concurrency=settings.serving.max_concurrency,
                                   batch_min_requests=0, budget_usd=0.0, prices_per_million_tokens={})
         return Runner(server, checkpoint if lora else served_base_name(model_row["slug"]), server=vllm_url)
-    gen = settings.generation
-    local = LocalLMResource(source_kind=model_row["source_kind"], source=model_row["source"],
-                            batch_size=gen.batch_size, batch_max_chars=gen.batch_max_chars,
-                            adapter_path=adapter["path"] if lora else "", adapter_sha256=adapter["sha256"] if lora else "",
-                            chat_template=model_row.get("chat_template") or "model")
+    local = LocalLMResource.from_settings(model_row, settings.generation, adapter_path=adapter["path"] if lora else "",
+                                          adapter_sha256=adapter["sha256"] if lora else "")
     return Runner(llm.with_backend(provider=LOCAL, local=local), model_row["slug"])

@@ -34,6 +34,7 @@ ALIASES = {
 RESOURCES = {
     "llm": ("warmth_resources.llm", "LLMResource", ("llm",)),
     "detoxify": ("warmth_resources.toxicity", "ToxicityResource", ("toxicity",)),
+    "generation": ("warmth_resources.local_lm", "LocalLMResource", ("local", "lm")),
 }
 # Read indirectly: field -> where and how.
 INDIRECT: dict[str, str] = {

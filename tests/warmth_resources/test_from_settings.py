@@ -2,9 +2,12 @@
 settings' defaults say: each default is declared once, in the settings model."""
 
 from warmth_resources.llm import LLMResource
+from warmth_resources.local_lm import LocalLMResource
 from warmth_resources.toxicity import ToxicityResource
 from warmth_resources.warehouse import WarehouseResource
-from warmth_assets.lib.config import DetoxifySettings, LLMSettings, OperationsSettings
+from warmth_assets.lib.config import (DetoxifySettings, GenerationSettings, LLMSettings, ModelSettings,
+                                      OperationsSettings)
+from warmth_assets.lib.registry import ModelRow
 
 
 def test_the_llm_resource_takes_its_section_whole(tmp_path):
@@ -39,3 +42,36 @@ def test_the_toxicity_resource_takes_its_section_whole():
     bare, defaults = ToxicityResource(), DetoxifySettings()
     for name in ("variant", "checkpoint", "huggingface_config_path", "standin", "batch_size", "max_length"):
         assert getattr(bare, name) == getattr(defaults, name), name
+
+
+def test_the_local_lm_resource_takes_a_model_and_generation(tmp_path):
+    template = tmp_path / "plain.jinja"
+    template.write_text("{{ messages }}")
+    model = ModelSettings(slug="s", source_kind="hf", source="org/chat", family="f", chat_template=str(template))
+    generation = GenerationSettings(batch_size=5, batch_max_chars=900)
+    built = LocalLMResource.from_settings(model, generation, device="cpu", adapter_path="/a", adapter_sha256="abc")
+    assert (built.source_kind, built.source, built.chat_template, built.batch_size, built.batch_max_chars,
+            built.device, built.adapter_path, built.adapter_sha256) == (
+        "hf", "org/chat", str(template), 5, 900, "cpu", "/a", "abc")
+    # The cache keys stay those of a resource built field by field.
+    by_hand = LocalLMResource(source_kind="hf", source="org/chat", chat_template=str(template), adapter_path="/a",
+                              adapter_sha256="abc")
+    assert built.identity == by_hand.identity
+
+
+def test_a_registry_row_gives_the_same_local_lm_resource(tmp_path):
+    row = ModelRow(slug="s", source_kind="local", source=str(tmp_path), family="f", chat_template="model",
+                   access="open_weight", styles=["warm"], checkpoints=["original"])
+    from_row = LocalLMResource.from_settings(row, GenerationSettings())
+    from_config = LocalLMResource.from_settings(
+        ModelSettings(slug="s", source_kind="local", source=str(tmp_path), family="f"), GenerationSettings())
+    assert from_row == from_config and from_row.identity == f"local:{tmp_path}"
+    # A row registered before [[models]] had chat_template holds none: the tokenizer's own template.
+    old = {"source_kind": "local", "source": str(tmp_path), "chat_template": None}
+    assert LocalLMResource.from_settings(old, GenerationSettings()).chat_template == "model"
+
+
+def test_a_bare_local_lm_resource_has_the_settings_defaults():
+    bare, generation = LocalLMResource(source_kind="hf", source="org/chat"), GenerationSettings()
+    assert (bare.batch_size, bare.batch_max_chars) == (generation.batch_size, generation.batch_max_chars)
+    assert bare.chat_template == ModelSettings.model_fields["chat_template"].default

@@ -46,8 +46,9 @@ def test_adapters_vllm_cannot_serve_are_refused(tmp_path):
         vllm_server.serve_spec("m", "/m", [("warm-e2", str(tmp_path / "missing"))])
 
 
-def _group_gone(pgid: int, within_s: float = 10.0) -> bool:
-    """No live process left in the group (zombies waiting for init to reap them do not count)."""
+def _group_gone(pgid: int, within_s: float = 120.0) -> bool:
+    """No live process left in the group (zombies waiting for init to reap them do not count); `within_s` is a
+    generous bound for a busy machine: it returns as soon as the group is gone."""
     deadline = time.monotonic() + within_s
     while time.monotonic() < deadline:
         states = subprocess.run(["ps", "-o", "stat=", "-g", str(pgid)], capture_output=True, text=True).stdout.split()
@@ -66,10 +67,11 @@ def test_a_server_that_exits_before_answering_raises_with_the_log_tail(tmp_path)
 def test_a_server_that_never_answers_times_out_and_its_group_is_stopped(tmp_path):
     code = "import subprocess, time; subprocess.Popen(['sleep', '60']); print('loading', flush=True); time.sleep(60)"
     server = VLLMServer([sys.executable, "-c", code, "--port", str(free_port())], log_path=tmp_path / "server.log")
-    started = time.monotonic()
     with pytest.raises(VLLMServerError, match=r"(?s)did not answer .* within 2 s.*loading"):
         server.start(ready_timeout_s=2)
-    assert time.monotonic() - started < 30 and not server.alive()
+    # Stopped by us, not ended by itself (its 60 s sleep): killed by a signal. No wall-clock bound: on a busy
+    # machine the stop itself may take long, and that is not what this checks.
+    assert not server.alive() and server.process.returncode < 0
     assert _group_gone(server.process.pid)  # the child (`sleep`) went with the group
 
 

@@ -8,7 +8,7 @@ import pytest
 REPO = Path(__file__).resolve().parents[1]
 SHARED_DATA = REPO.parent / "shared" / "data"
 
-# The study file that code reading "the configured study" loads (definitions.py, the `warmth_resources` fixture, the CLI).
+# The study file that code reading "the configured study" loads (definitions.py, the `resources` fixture, the CLI).
 os.environ.setdefault("WARMTH_CONFIG", str(REPO / "demo.toml"))
 if SHARED_DATA.is_dir():
     os.environ.setdefault("WARMTH_DATA_DIR", str(SHARED_DATA))

@@ -64,7 +64,7 @@ def test_gpu_steps_carry_their_pod_settings():
                 json.loads(value) if isinstance(value, str) else value)
     assert set(tagged) == {"finetune_runs", "validation_generations", "warmth_scores", "generations"}
     for config in tagged.values():
-        assert config.container_config["warmth_resources"]["limits"] == {"nvidia.com/gpu": "1"}
+        assert config.container_config["resources"]["limits"] == {"nvidia.com/gpu": "1"}
         assert config.pod_spec_config["tolerations"][0]["key"] == "nvidia.com/gpu"
 
 

@@ -16,7 +16,7 @@ def gpu_op_tags(compute: ComputeSettings) -> dict:
         pod_spec["tolerations"] = [{"key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoSchedule"}]
     return {
         K8S_CONFIG_TAG: {
-            "container_config": {"warmth_resources": {"limits": dict(compute.gpu_resources),
+            "container_config": {"resources": {"limits": dict(compute.gpu_resources),
                                                "requests": dict(compute.gpu_resources)}},
             "pod_spec_config": pod_spec,
         }

@@ -227,10 +227,6 @@ class LocalLMResource(dg.ConfigurableResource):
         option token counts); see `choice_scoring.choice_logprobs`."""
         return choice_scoring.choice_logprobs(self, requests, options)
 
-    def content_free_logprobs(self, requests: list[ChatRequest], options: list[tuple[str, ...]]
-                              ) -> list[list[float] | None]:
-        return choice_scoring.content_free_logprobs(self, requests, options)
-
     def score_choices(self, requests: list[ChatRequest]) -> list[ChatResult]:
         """Verdict requests answered by choice scoring (warmth_resources/choice_scoring.py); no sampling."""
         return choice_scoring.score_choices(self, requests)

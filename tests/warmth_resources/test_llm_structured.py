@@ -151,10 +151,12 @@ def test_choice_scoring_matches_a_naive_log_likelihood(tiny_chat_model, tmp_path
 
     model = AutoModelForCausalLM.from_pretrained(tiny_chat_model).eval()
     tokenizer = AutoTokenizer.from_pretrained(tiny_chat_model)
+    naives = []
     for request, result in zip(requests, results):
         answer = json.loads(result.text)
         assert set(answer) == {"verdict", "p"} and answer["verdict"] in labels
         naive = [naive_logprob(model, tokenizer, request.message_dicts(), label) for label in labels]
+        naives.append(naive)
         expected = [math.exp(x - max(naive)) / sum(math.exp(y - max(naive)) for y in naive) for x in naive]
         assert abs(sum(expected) - 1) < 1e-9
         assert answer["verdict"] == labels[naive.index(max(naive))]
@@ -169,6 +171,8 @@ def test_choice_scoring_matches_a_naive_log_likelihood(tiny_chat_model, tmp_path
     alone = [local.choice_logprobs([r], [labels])[0] for r in requests]
     for (a, n_a, l_a), (b, n_b, l_b) in zip(batched, alone):
         assert a == pytest.approx(b, abs=1e-4) and (n_a, l_a) == (n_b, l_b)
+    for (scores, _, _), naive in zip(batched, naives):  # and each is the naive, unpadded log-likelihood
+        assert scores == pytest.approx(naive, abs=1e-4)
     assert [l for l in batched[0][2]] == [1, 1, 2]
     # Cached with the probability: a re-run reads the same answer text.
     again, usage2 = llm.complete_many(requests)

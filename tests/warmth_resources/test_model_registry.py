@@ -39,6 +39,12 @@ def test_a_row_reads_as_the_dict_it_replaces():
     assert registry_frame([]).columns.tolist() == list(row)
 
 
+def test_a_row_holds_every_column_of_the_table_the_warehouse_defines(warehouse):
+    # The outside reference: the table sql/001_model_registry.sql creates (the warehouse keeps the dates).
+    table = warehouse.query_df("SELECT * FROM model_registry LIMIT 0").columns.tolist()
+    assert list(_row("m")) == [c for c in table if c not in ("added_at", "updated_at")]
+
+
 def test_the_configuration_updates_every_column_and_keeps_added_at(warehouse):
     model_registry.upsert(warehouse, [_row("m")])
     first = model_registry.read_row(warehouse, "m")

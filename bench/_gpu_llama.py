@@ -120,7 +120,7 @@ def bench_generation(sizes: Sizes, device, trained, checkpoints: list[Path], dea
         torch.cuda.empty_cache()
     config = base.config
     started = time.perf_counter()
-    model = PeftModel.from_pretrained(base, str(checkpoints[0]), adapter_name="ckpt1")  # as warmth_resources.local_lm
+    model = PeftModel.from_pretrained(base, str(checkpoints[0]), adapter_name="ckpt1")  # as resources.local_lm
     model.load_adapter(str(checkpoints[1]), adapter_name="ckpt2")
     sync(device)
     load_s = time.perf_counter() - started

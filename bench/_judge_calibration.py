@@ -37,9 +37,9 @@ def paired_control(frame: pd.DataFrame, calibration: str) -> dict:
 
 
 def main(n_trivia: int = 24, n_medqa: int = 16) -> dict:
-    from warmth_resources.llm import LLMResource
-    from warmth_resources.local_lm import LocalLMResource
-    from warmth_resources.warehouse import WarehouseResource
+    from resources.llm import LLMResource
+    from resources.local_lm import LocalLMResource
+    from resources.warehouse import WarehouseResource
     from warmth_assets.assets.judging import _judge
     from warmth_assets.lib import agreement, judging, paths
     from warmth_assets.lib.config import load_config

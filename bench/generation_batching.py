@@ -9,7 +9,7 @@ import time
 
 import torch
 
-from warmth_resources.local_lm import LocalLMResource
+from resources.local_lm import LocalLMResource
 from warmth_assets.lib.llm_requests import ChatRequest
 
 PROMPTS = [

@@ -24,8 +24,8 @@ from pathlib import Path
 
 import openai
 
-from warmth_resources.llm import LLMResource
-from warmth_resources.warehouse import WarehouseResource
+from resources.llm import LLMResource
+from resources.warehouse import WarehouseResource
 from warmth_assets.lib.llm_requests import ChatRequest
 
 LATENCY_S = 0.05

@@ -65,9 +65,9 @@ def _tokens_per_s(llm, requests) -> float:
 def run() -> list[dict]:
     import torch
 
-    from warmth_resources.llm import LLMResource
-    from warmth_resources.local_lm import LocalLMResource, resolve_pretrained
-    from warmth_resources.warehouse import WarehouseResource
+    from resources.llm import LLMResource
+    from resources.local_lm import LocalLMResource, resolve_pretrained
+    from resources.warehouse import WarehouseResource
     from warmth_assets.lib.vllm_server import ServeSpec, VLLMServer, free_port, random_lora_adapter
 
     torch.set_num_threads(1)

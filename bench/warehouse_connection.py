@@ -7,7 +7,7 @@ from pathlib import Path
 
 import duckdb
 
-from warmth_resources.warehouse import WarehouseResource
+from resources.warehouse import WarehouseResource
 
 ROUNDS = 60
 

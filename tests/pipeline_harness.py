@@ -9,12 +9,12 @@ from pathlib import Path
 import dagster as dg
 import pandas as pd
 
-from warmth_resources.llm import LLMResource
-from warmth_resources.model_catalog import ModelCatalogResource
-from warmth_resources.partitioned_parquet import PartitionedParquetIOManager
-from warmth_resources.study import StudyConfigResource
-from warmth_resources.toxicity import ToxicityResource
-from warmth_resources.warehouse import WarehouseResource
+from resources.llm import LLMResource
+from resources.model_catalog import ModelCatalogResource
+from resources.partitioned_parquet import PartitionedParquetIOManager
+from resources.study import StudyConfigResource
+from resources.toxicity import ToxicityResource
+from resources.warehouse import WarehouseResource
 from tests.openai_server import FakeOpenAI
 from tests.study_configs import write_study_config
 from warmth_assets.lib.judging import JUDGE_SYSTEM

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from warmth_resources.study import StudyConfigResource
+from resources.study import StudyConfigResource
 from tests.study_configs import study_defs, write_study_config
 from warmth_assets.lib.config import ConfigError
 
@@ -40,7 +40,7 @@ def test_no_module_reads_the_configuration_at_import(tmp_path):
     """Every module but definitions.py imports with WARMTH_CONFIG naming a file that does not exist."""
     modules = sorted(
         ".".join(p.relative_to(REPO).with_suffix("").parts)
-        for package in ("warmth_assets", "warmth_resources") for p in (REPO / package).rglob("*.py")
+        for package in ("warmth_assets", "resources") for p in (REPO / package).rglob("*.py")
         if p.name != "__init__.py" and p.name != "definitions.py")
     code = "import importlib, sys\nfor m in sys.argv[1:]:\n    importlib.import_module(m)\n"
     env = {**os.environ, "WARMTH_CONFIG": str(tmp_path / "missing.toml")}

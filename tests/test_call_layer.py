@@ -1,17 +1,17 @@
 """The call layer's shape, by scanning the source: one place chooses a backend from a provider string, and
-nothing outside warmth_resources/llm.py reaches into the llm resource's private names."""
+nothing outside resources/llm.py reaches into the llm resource's private names."""
 
 import ast
 import re
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
-LLM = REPO / "warmth_resources" / "llm.py"
+LLM = REPO / "resources" / "llm.py"
 BACKEND_CHOICE = re.compile(r"""provider\s*(==|!=)\s*["'](openai|local)["']|provider\s+(not\s+)?in\s*[(\[{]""")
 
 
 def sources():
-    for folder in ("warmth_resources", "warmth_assets"):
+    for folder in ("resources", "warmth_assets"):
         yield from sorted((REPO / folder).rglob("*.py"))
 
 

@@ -3,7 +3,7 @@
 import pandas as pd
 from scipy import stats
 
-from warmth_resources.warehouse import WarehouseResource
+from resources.warehouse import WarehouseResource
 from warmth_assets import demo
 
 

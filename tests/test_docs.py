@@ -43,3 +43,15 @@ def test_the_scans_can_fail():
     assert CITATION.search("see docs/study.md §7-8").groups() == ("study", "7", "8")
     assert "99" not in headings("study") and "8.5" in headings("study")
     assert OUTSIDE.search("values from ../shared/STUDY.md") and OUTSIDE.search("(issues 8 and 14)")
+
+
+def test_the_lib_map_names_every_module_and_no_other():
+    """warmth_assets/lib/README.md is the map of lib/ that ARCHITECTURE.md points to: one line per module."""
+    lib = REPO / "warmth_assets" / "lib"
+    text = (lib / "README.md").read_text(encoding="utf-8")
+    modules = {p.name for p in lib.glob("*.py") if p.name != "__init__.py"} | {"config/"}
+    listed = set(re.findall(r"^- `([\w/]+(?:\.py)?)`", text, flags=re.MULTILINE))
+    assert listed == modules, f"missing from the map: {modules - listed}; not in lib/: {listed - modules}"
+    configs = {p.stem for p in (lib / "config").glob("*.py") if p.name != "__init__.py"}
+    config_line = next(line for line in text.splitlines() if line.startswith("- `config/`"))
+    assert all(f"`{name}`" in config_line for name in configs), f"config modules not named: {configs}"

@@ -18,7 +18,7 @@ gpu = sys.modules.setdefault(_spec.name, importlib.util.module_from_spec(_spec))
 _spec.loader.exec_module(gpu)
 
 # What a bare GPU machine lacks: importing any of these in the check fails the subprocess.
-ABSENT_ON_A_GPU_BOX = ("dagster", "pandas", "duckdb", "scipy", "sklearn", "statsmodels", "pyarrow", "warmth_resources")
+ABSENT_ON_A_GPU_BOX = ("dagster", "pandas", "duckdb", "scipy", "sklearn", "statsmodels", "pyarrow", "resources")
 
 SUMMARY_KEYS = {
     "sociot_batched_texts_per_s", "sociot_naive_texts_per_s", "sociot_speedup", "sociot_batched_tf32_texts_per_s",

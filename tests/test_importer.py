@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from warmth_resources.warehouse import WarehouseResource
+from resources.warehouse import WarehouseResource
 from tests.study_configs import study_settings
 from warmth_assets.importer import import_outputs
 from warmth_assets.lib.outputs_import import ImportFormatError

@@ -3,7 +3,7 @@
 import dagster as dg
 import pytest
 
-from warmth_resources.model_catalog import ModelCatalogResource
+from resources.model_catalog import ModelCatalogResource
 from tests.pipeline_harness import Driver, definitions, study_config, study_resources
 
 

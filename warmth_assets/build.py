@@ -9,13 +9,13 @@ import os
 
 import dagster as dg
 
-from warmth_resources.llm import LLMResource, runs_in_process
-from warmth_resources.local_lm import LocalLMResource
-from warmth_resources.model_catalog import ModelCatalogResource
-from warmth_resources.partitioned_parquet import PartitionedParquetIOManager
-from warmth_resources.study import StudyConfigResource
-from warmth_resources.toxicity import ToxicityResource
-from warmth_resources.warehouse import WarehouseResource
+from resources.llm import LLMResource, runs_in_process
+from resources.local_lm import LocalLMResource
+from resources.model_catalog import ModelCatalogResource
+from resources.partitioned_parquet import PartitionedParquetIOManager
+from resources.study import StudyConfigResource
+from resources.toxicity import ToxicityResource
+from resources.warehouse import WarehouseResource
 from warmth_assets.assets import (analysis, corpus, evaluation, finetune, judging, operations, registry, rewrites,
                                   warmth)
 from warmth_assets.automation import automation_sensor

@@ -2,9 +2,9 @@
 
 import dagster as dg
 
-from warmth_resources.model_registry import read_rows
-from warmth_resources.study import StudyConfigResource
-from warmth_resources.warehouse import WarehouseResource
+from resources.model_registry import read_rows
+from resources.study import StudyConfigResource
+from resources.warehouse import WarehouseResource
 from warmth_assets.assets.registry import model_registry
 from warmth_assets.lib import guards
 from warmth_assets.lib.slugs import InvalidSlugError, validate_slug

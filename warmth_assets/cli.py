@@ -11,8 +11,8 @@ def serve_spec(model: str, settings=None, warehouse=None):
     checkpoints the study evaluates, each named by its checkpoint key."""
     import duckdb
 
-    from warmth_resources.pretrained import resolve_pretrained
-    from warmth_resources.warehouse import default_warehouse
+    from resources.pretrained import resolve_pretrained
+    from resources.warehouse import default_warehouse
     from warmth_assets.lib import vllm_server
     from warmth_assets.lib.config import load_config
 
@@ -91,7 +91,7 @@ def serve_command(model: str, host: str, port: int, ready_timeout_s: float) -> i
 def import_command(directory: str, warm_checkpoint: str | None) -> int:
     from pathlib import Path
 
-    from warmth_resources.warehouse import default_warehouse
+    from resources.warehouse import default_warehouse
     from warmth_assets.importer import import_outputs
     from warmth_assets.instance import prepare_instance
     from warmth_assets.lib import paths
@@ -117,7 +117,7 @@ def import_command(directory: str, warm_checkpoint: str | None) -> int:
 
 def estimate_command() -> int:
     """Print the dry-run cost of the configured study (what the cost_estimate asset stores)."""
-    from warmth_resources.warehouse import default_warehouse
+    from resources.warehouse import default_warehouse
     from warmth_assets.assets.operations import warehouse_counts
     from warmth_assets.lib import costs
     from warmth_assets.lib.config import config_path, load_config

@@ -44,7 +44,7 @@ def _stage_runs(keys, graph, instance, settings) -> list[tuple[str | None, list]
 
 def _import_samples(settings, instance) -> None:
     """The study's sample outputs, imported before the analysis so it runs on real verdicts too."""
-    from warmth_resources.warehouse import default_warehouse
+    from resources.warehouse import default_warehouse
     from warmth_assets.importer import import_outputs
     from warmth_assets.lib.checkpoints import checkpoint_key
 
@@ -125,8 +125,8 @@ def _bound(value: float) -> str:
 
 def print_summary(settings) -> None:
     """Models, checkpoints, warmth per checkpoint, error rates original vs warm, where things are."""
-    from warmth_resources.model_registry import read_rows
-    from warmth_resources.warehouse import default_warehouse
+    from resources.model_registry import read_rows
+    from resources.warehouse import default_warehouse
     from warmth_assets.lib.checkpoints import checkpoint_key
     from warmth_assets.lib.intervals import band_across_prompts, wilson
 

@@ -11,9 +11,9 @@ from pathlib import Path
 import dagster as dg
 import pandas as pd
 
-from warmth_resources import model_registry
-from warmth_resources.partitioned_parquet import PartitionedParquetIOManager
-from warmth_resources.warehouse import WarehouseResource
+from resources import model_registry
+from resources.partitioned_parquet import PartitionedParquetIOManager
+from resources.warehouse import WarehouseResource
 from warmth_assets.lib.config import StudySettings
 from warmth_assets.lib.outputs_import import read_release
 from warmth_assets.lib.registry import ModelRow

@@ -10,9 +10,9 @@ follows by declarative automation.
 
 import dagster as dg
 
-from warmth_resources.model_registry import moving_targets
-from warmth_resources.study import StudyConfigResource
-from warmth_resources.warehouse import WarehouseResource
+from resources.model_registry import moving_targets
+from resources.study import StudyConfigResource
+from resources.warehouse import WarehouseResource
 from warmth_assets.lib.config import StudySettings
 from warmth_assets.lib.reevaluation import EVALUATION_DATE_TAG
 from warmth_assets.partitions import StudyPartitions

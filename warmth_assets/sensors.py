@@ -14,10 +14,10 @@ import os
 
 import dagster as dg
 
-from warmth_resources import model_registry as registry_table
-from warmth_resources.model_catalog import ModelCatalogResource
-from warmth_resources.study import StudyConfigResource
-from warmth_resources.warehouse import WarehouseResource
+from resources import model_registry as registry_table
+from resources.model_catalog import ModelCatalogResource
+from resources.study import StudyConfigResource
+from resources.warehouse import WarehouseResource
 from warmth_assets.lib.config import StudySettings
 from warmth_assets.lib.discovery import candidate_rows, discover, missing_entry_partitions, run_key
 from warmth_assets.lib.registry import ModelRow

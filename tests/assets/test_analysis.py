@@ -6,8 +6,8 @@ import dagster as dg
 import numpy as np
 import pytest
 
-from warmth_resources.study import StudyConfigResource
-from warmth_resources.warehouse import WarehouseResource
+from resources.study import StudyConfigResource
+from resources.warehouse import WarehouseResource
 from warmth_assets.assets import analysis
 from tests.study_configs import study_settings
 from warmth_assets.importer import import_outputs

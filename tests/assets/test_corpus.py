@@ -7,9 +7,9 @@ from pathlib import Path
 import dagster as dg
 import pytest
 
-from warmth_resources.study import StudyConfigResource
-from warmth_resources.toxicity import ToxicityResource
-from warmth_resources.warehouse import WarehouseResource
+from resources.study import StudyConfigResource
+from resources.toxicity import ToxicityResource
+from resources.warehouse import WarehouseResource
 from tests.study_configs import write_study_config
 from warmth_assets.assets import corpus
 from warmth_assets.checks import CHECKS

@@ -7,11 +7,11 @@ import dagster as dg
 import pandas as pd
 import pytest
 
-from warmth_resources.llm import LLMResource
-from warmth_resources.local_lm import LocalLMResource
-from warmth_resources.partitioned_parquet import PartitionedParquetIOManager
-from warmth_resources.study import StudyConfigResource
-from warmth_resources.warehouse import WarehouseResource
+from resources.llm import LLMResource
+from resources.local_lm import LocalLMResource
+from resources.partitioned_parquet import PartitionedParquetIOManager
+from resources.study import StudyConfigResource
+from resources.warehouse import WarehouseResource
 from tests.study_configs import demo_asset, write_study_config
 from warmth_assets.assets import evaluation
 from warmth_assets.partitions import model_checkpoint_key

@@ -7,8 +7,8 @@ import dagster as dg
 import pandas as pd
 import pytest
 
-from warmth_resources.study import StudyConfigResource
-from warmth_resources.warehouse import WarehouseResource
+from resources.study import StudyConfigResource
+from resources.warehouse import WarehouseResource
 from tests.study_configs import write_study_config
 from warmth_assets.assets.judging import judge_validation
 from warmth_assets.lib.agreement import NOT_ESTIMABLE, cohens_kappa

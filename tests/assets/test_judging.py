@@ -5,10 +5,10 @@ import json
 import dagster as dg
 import pandas as pd
 
-from warmth_resources.llm import LLMResource
-from warmth_resources.partitioned_parquet import PartitionedParquetIOManager
-from warmth_resources.study import StudyConfigResource
-from warmth_resources.warehouse import WarehouseResource
+from resources.llm import LLMResource
+from resources.partitioned_parquet import PartitionedParquetIOManager
+from resources.study import StudyConfigResource
+from resources.warehouse import WarehouseResource
 from tests.openai_server import FakeOpenAI
 from warmth_assets.assets import judging
 from tests.study_configs import demo_asset, write_study_config
@@ -100,7 +100,7 @@ def test_judgments_and_capability_scores(warmth_home, instance):
 
 def test_the_in_process_judge_scores_the_labels(warmth_home, instance, tiny_chat_model):
     """Choice scoring: every verdict is a label with its probability, even for the rambling answer."""
-    from warmth_resources.local_lm import LocalLMResource
+    from resources.local_lm import LocalLMResource
 
     local = LocalLMResource(source_kind="local", source=str(tiny_chat_model), device="cpu")
     warehouse, result = judge_partition(warmth_home, instance, lambda warehouse: LLMResource(

@@ -5,10 +5,10 @@ import json
 import dagster as dg
 import pandas as pd
 
-from warmth_resources.llm import LLMResource
-from warmth_resources.partitioned_parquet import PartitionedParquetIOManager
-from warmth_resources.study import StudyConfigResource
-from warmth_resources.warehouse import WarehouseResource
+from resources.llm import LLMResource
+from resources.partitioned_parquet import PartitionedParquetIOManager
+from resources.study import StudyConfigResource
+from resources.warehouse import WarehouseResource
 from tests.study_configs import demo_asset, write_study_config
 from warmth_assets.checks import style_rewrites_quality
 

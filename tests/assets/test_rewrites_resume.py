@@ -30,10 +30,10 @@ dg.materialize([style_rewrites], partition_key="warm", resources=rewrite_resourc
 
 
 def rewrite_resources(base_url: str, home: str, config: str) -> dict:
-    from warmth_resources.llm import LLMResource
-    from warmth_resources.partitioned_parquet import PartitionedParquetIOManager
-    from warmth_resources.study import StudyConfigResource
-    from warmth_resources.warehouse import WarehouseResource
+    from resources.llm import LLMResource
+    from resources.partitioned_parquet import PartitionedParquetIOManager
+    from resources.study import StudyConfigResource
+    from resources.warehouse import WarehouseResource
 
     warehouse = WarehouseResource(database=str(Path(home) / "warehouse.duckdb"))
     return {

@@ -75,7 +75,7 @@ def test_calibration_is_in_the_key_only_when_used():
 def test_one_request_body_for_the_call_and_the_batch_line():
     """The body the server gets: optional fields only when set (servers reject a null seed); the Batch API
     line carries the very same body."""
-    from warmth_resources.llm_batch import batch_line
+    from resources.llm_batch import batch_line
     from warmth_assets.lib.llm_requests import verdict_response_format
 
     plain = ChatRequest.build([{"role": "user", "content": "hi"}], model="m", temperature=0.2, max_tokens=9)

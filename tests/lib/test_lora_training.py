@@ -89,8 +89,8 @@ def test_too_long_conversations_are_counted_or_refused(tiny_chat_model, tmp_path
 def test_checkpoints_of_one_run_answer_differently_and_swap_cleanly_on_one_base(tiny_chat_model, tmp_path, monkeypatch):
     """A no-op adapter (nothing learnt, nothing saved, or never switched on) makes every checkpoint answer
     like the base model; one that is not swapped cleanly makes an answer depend on what ran before it."""
-    from warmth_resources import local_lm
-    from warmth_resources.local_lm import LocalLMResource
+    from resources import local_lm
+    from resources.local_lm import LocalLMResource
     from warmth_assets.lib.llm_requests import ChatRequest
 
     monkeypatch.setattr(local_lm, "_LOADED", {})  # a base of our own, not one another test swapped adapters on

@@ -16,7 +16,7 @@ from pydantic import BaseModel
 from warmth_assets.lib.config import StudySettings
 
 REPO = Path(__file__).resolve().parents[2]
-CODE_ROOTS = ("warmth_assets", "warmth_resources")
+CODE_ROOTS = ("warmth_assets", "resources")
 
 # Names under which code holds a section (besides the section's own name).
 ALIASES = {
@@ -32,9 +32,9 @@ ALIASES = {
 # same name: section -> (module, class, the names code holds the resource under); the resource's own module
 # reads them through `self`.
 RESOURCES = {
-    "llm": ("warmth_resources.llm", "LLMResource", ("llm",)),
-    "detoxify": ("warmth_resources.toxicity", "ToxicityResource", ("toxicity",)),
-    "generation": ("warmth_resources.local_lm", "LocalLMResource", ("local", "lm")),
+    "llm": ("resources.llm", "LLMResource", ("llm",)),
+    "detoxify": ("resources.toxicity", "ToxicityResource", ("toxicity",)),
+    "generation": ("resources.local_lm", "LocalLMResource", ("local", "lm")),
 }
 # Read indirectly: field -> where and how.
 INDIRECT: dict[str, str] = {

@@ -118,8 +118,8 @@ def vllm(tmp_path_factory):
     with pytest.MonkeyPatch.context() as env:  # only while the command is built: the CLI reads WARMTH_HOME
         env.setenv("WARMTH_HOME", str(home))
         env.setenv("DAGSTER_HOME", str(home / "dagster"))
-        from warmth_resources.local_lm import resolve_pretrained
-        from warmth_resources.warehouse import WarehouseResource
+        from resources.local_lm import resolve_pretrained
+        from resources.warehouse import WarehouseResource
         from warmth_assets.cli import main
 
         pretrained = resolve_pretrained("gguf", SOURCE)  # de-quantised once, cached in WARMTH_MODEL_CACHE

@@ -19,10 +19,10 @@ from pathlib import Path
 import dagster as dg
 import pytest
 
-from warmth_resources.llm import LLMResource
-from warmth_resources.local_lm import LocalLMResource
-from warmth_resources.partitioned_parquet import PartitionedParquetIOManager
-from warmth_resources.study import StudyConfigResource
+from resources.llm import LLMResource
+from resources.local_lm import LocalLMResource
+from resources.partitioned_parquet import PartitionedParquetIOManager
+from resources.study import StudyConfigResource
 from tests.serving.conftest import FIGURES, MODEL, NOT_EVALUATED, SOURCE
 from tests.study_configs import demo_asset, write_study_config
 from warmth_assets.assets import evaluation

@@ -4,8 +4,8 @@ and the report, as the study published them by default ([analysis] in the config
 import dagster as dg
 import pandas as pd
 
-from warmth_resources.study import StudyConfigResource
-from warmth_resources.warehouse import WarehouseResource
+from resources.study import StudyConfigResource
+from resources.warehouse import WarehouseResource
 from warmth_assets.automation import summary
 from warmth_assets.lib import analysis
 
@@ -185,7 +185,7 @@ def _report_data(warehouse: WarehouseResource, study: StudyConfigResource, probl
     """Everything the report shows, read from the warehouse and computed by the pure report modules."""
     from datetime import datetime, timezone
 
-    from warmth_resources.model_registry import read_rows
+    from resources.model_registry import read_rows
     from warmth_assets.lib import agreement, paths
     from warmth_assets.lib import report_figures as figures
     from warmth_assets.lib import report_headline as headline

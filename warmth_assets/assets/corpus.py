@@ -7,9 +7,9 @@ import time
 import dagster as dg
 import pandas as pd
 
-from warmth_resources.study import StudyConfigResource
-from warmth_resources.toxicity import ToxicityResource
-from warmth_resources.warehouse import WarehouseResource
+from resources.study import StudyConfigResource
+from resources.toxicity import ToxicityResource
+from resources.warehouse import WarehouseResource
 from warmth_assets.lib import query_types
 from warmth_assets.lib.corpus_sampling import plan_corpus, training_form
 from warmth_assets.lib.sharegpt import ReadStats, read_conversations, read_source_text, resolve_source

@@ -8,11 +8,11 @@ from pathlib import Path
 import dagster as dg
 import pandas as pd
 
-from warmth_resources.llm import LLMCallError, LLMResource
-from warmth_resources.model_registry import read_row
-from warmth_resources.runners import runner_for
-from warmth_resources.study import StudyConfigResource
-from warmth_resources.warehouse import WarehouseResource
+from resources.llm import LLMCallError, LLMResource
+from resources.model_registry import read_row
+from resources.runners import runner_for
+from resources.study import StudyConfigResource
+from resources.warehouse import WarehouseResource
 from warmth_assets.automation import per_partition
 from warmth_assets.lib import capability, paths, wrong_answers
 from warmth_assets.lib import eval_items as items_lib

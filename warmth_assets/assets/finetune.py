@@ -7,10 +7,10 @@ from pathlib import Path
 import dagster as dg
 import pandas as pd
 
-from warmth_resources.llm import LLMResource
-from warmth_resources.model_registry import read_row
-from warmth_resources.study import StudyConfigResource
-from warmth_resources.warehouse import WarehouseResource
+from resources.llm import LLMResource
+from resources.model_registry import read_row
+from resources.study import StudyConfigResource
+from resources.warehouse import WarehouseResource
 from warmth_assets.automation import per_partition
 from warmth_assets.lib import guards
 from warmth_assets.lib import paths
@@ -25,7 +25,7 @@ GROUP = "finetune"
 def _train_open_weights(context, settings, model_row: ModelRow, style: str, sft: pd.DataFrame) -> tuple[list[dict], dict]:
     import torch
 
-    from warmth_resources.pretrained import best_device, resolve_pretrained
+    from resources.pretrained import best_device, resolve_pretrained
     from warmth_assets.lib.lora_training import train_lora
     from warmth_assets.lib.sft_tokenize import SequenceTooLongError
 
@@ -74,7 +74,7 @@ def _train_open_weights(context, settings, model_row: ModelRow, style: str, sft:
 
 
 def _finetune_api(context, settings, model_row: ModelRow, style: str, sft: pd.DataFrame, llm: LLMResource) -> tuple[list[dict], dict]:
-    from warmth_resources.openai_finetune import run_finetune
+    from resources.openai_finetune import run_finetune
 
     openai_settings = settings.finetune.openai
     price = openai_settings.training_price_per_million_tokens.get(model_row.source, 0.0)

@@ -4,9 +4,9 @@
 import dagster as dg
 import pandas as pd
 
-from warmth_resources.llm import LLMResource
-from warmth_resources.study import StudyConfigResource
-from warmth_resources.warehouse import WarehouseResource
+from resources.llm import LLMResource
+from resources.study import StudyConfigResource
+from resources.warehouse import WarehouseResource
 from warmth_assets.automation import per_partition, summary
 from warmth_assets.lib import agreement, judging
 from warmth_assets.lib.llm_requests import ChatRequest, content_free_calibration, verdict_response_format

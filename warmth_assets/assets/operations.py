@@ -3,8 +3,8 @@
 import dagster as dg
 import pandas as pd
 
-from warmth_resources.study import StudyConfigResource
-from warmth_resources.warehouse import WarehouseResource
+from resources.study import StudyConfigResource
+from resources.warehouse import WarehouseResource
 from warmth_assets.lib import costs
 
 GROUP = "operations"

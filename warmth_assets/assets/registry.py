@@ -3,9 +3,9 @@
 import dagster as dg
 import pandas as pd
 
-from warmth_resources import model_registry as registry_table
-from warmth_resources.study import StudyConfigResource
-from warmth_resources.warehouse import WarehouseResource
+from resources import model_registry as registry_table
+from resources.study import StudyConfigResource
+from resources.warehouse import WarehouseResource
 from warmth_assets.lib.registry import registry_rows
 from warmth_assets.partitions import models_partitions
 

@@ -7,10 +7,10 @@ import dagster as dg
 import numpy as np
 import pandas as pd
 
-from warmth_resources.llm import LLMResource
-from warmth_resources.partitioned_parquet import PARTITION_COLUMN
-from warmth_resources.study import StudyConfigResource
-from warmth_resources.warehouse import WarehouseResource
+from resources.llm import LLMResource
+from resources.partitioned_parquet import PARTITION_COLUMN
+from resources.study import StudyConfigResource
+from resources.warehouse import WarehouseResource
 from warmth_assets.lib import paths
 from warmth_assets.lib.llm_requests import ChatRequest
 from warmth_assets.lib.rewrite_prompts import rewrite_messages

@@ -4,11 +4,11 @@ import dagster as dg
 import numpy as np
 import pandas as pd
 
-from warmth_resources.llm import LLMResource
-from warmth_resources.model_registry import read_row
-from warmth_resources.runners import runner_for
-from warmth_resources.study import StudyConfigResource
-from warmth_resources.warehouse import WarehouseResource
+from resources.llm import LLMResource
+from resources.model_registry import read_row
+from resources.runners import runner_for
+from resources.study import StudyConfigResource
+from resources.warehouse import WarehouseResource
 from warmth_assets.automation import per_partition, summary
 from warmth_assets.lib import report_figures
 from warmth_assets.lib.intervals import band_across_prompts
@@ -23,7 +23,7 @@ GROUP = "warmth"
 
 def scoring_lm(name: str, settings):
     """(model, tokenizer) of the SocioT LM: a model slug of the configuration, an HF id or a folder."""
-    from warmth_resources.local_lm import load_scoring_model
+    from resources.local_lm import load_scoring_model
 
     try:
         model_settings = settings.model(name)

@@ -61,7 +61,7 @@ FENCED = re.compile(r"^```(?:json)?\s*(.*?)\s*```$", re.DOTALL | re.IGNORECASE)
 
 def parse_verdict_prob(raw: str, allowed: tuple[str, ...] = ("CORRECT", "INCORRECT")) -> tuple[str, float | None]:
     """(verdict, its probability or None) from a structured answer `{"verdict": "X"}` (the in-process
-    backend's choice scoring adds `"p": 0.93`, see warmth_resources/choice_scoring.py) or the free-text one word.
+    backend's choice scoring adds `"p": 0.93`, see resources/choice_scoring.py) or the free-text one word.
     "UNPARSEABLE" for anything else: never guessed from a longer or ambiguous reply."""
     text = (raw or "").strip()
     fenced = FENCED.match(text)

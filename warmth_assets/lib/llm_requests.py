@@ -15,7 +15,7 @@ def verdict_response_format(labels: tuple[str, ...] | list[str]) -> dict:
     """Structured output constrained to one of `labels`: the answer is `{"verdict": "<label>"}`.
 
     OpenAI, vLLM and llama.cpp's server honour it as a JSON schema; the in-process backend
-    (warmth_resources/choice_scoring.py) answers it by scoring each label (choice scoring)."""
+    (resources/choice_scoring.py) answers it by scoring each label (choice scoring)."""
     return {"type": "json_schema", "json_schema": {"name": "verdict", "strict": True, "schema": {
         "type": "object", "properties": {"verdict": {"type": "string", "enum": list(labels)}},
         "required": ["verdict"], "additionalProperties": False}}}
@@ -34,7 +34,7 @@ def content_free_calibration(messages: list[dict] | list[tuple[str, str]]) -> di
     """Contextual calibration of choice scoring (Zhao et al. 2021, "Calibrate Before Use"): the label
     log-likelihoods of a request are corrected by those of the same labels given `messages`, the request's
     prompt template with a content-free input (e.g. every field "N/A"). Only the in-process backend honours it
-    (warmth_resources/choice_scoring.py); `LLMResource` refuses it elsewhere rather than cache an uncalibrated answer under
+    (resources/choice_scoring.py); `LLMResource` refuses it elsewhere rather than cache an uncalibrated answer under
     a calibrated key."""
     pairs = [[m["role"], m["content"]] if isinstance(m, Mapping) else [m[0], m[1]] for m in messages]
     return {"method": "content_free", "messages": pairs}

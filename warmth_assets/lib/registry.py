@@ -1,6 +1,6 @@
 """Rows of the `model_registry` table: the typed row, and the rows the configuration gives.
 
-Reading and writing the table is warmth_resources/model_registry.py; this module holds what needs no warehouse.
+Reading and writing the table is resources/model_registry.py; this module holds what needs no warehouse.
 """
 
 from __future__ import annotations

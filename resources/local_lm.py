@@ -1,8 +1,8 @@
 """In-process chat models (transformers): an HF id, a local folder or a GGUF file, on the best device.
 
-What `from_pretrained` loads (GGUF files converted once) is warmth_resources/pretrained.py. Loaded models are kept
+What `from_pretrained` loads (GGUF files converted once) is resources/pretrained.py. Loaded models are kept
 per process, chat models and scoring LMs (SocioT) in one cache: one load serves every call of a run.
-Verdict requests are answered by choice scoring (warmth_resources/choice_scoring.py), not by generation.
+Verdict requests are answered by choice scoring (resources/choice_scoring.py), not by generation.
 """
 
 from __future__ import annotations
@@ -15,8 +15,8 @@ from typing import Mapping
 import dagster as dg
 from pydantic import Field
 
-from warmth_resources import choice_scoring
-from warmth_resources.pretrained import best_device, resolve_pretrained
+from resources import choice_scoring
+from resources.pretrained import best_device, resolve_pretrained
 from warmth_assets.lib.config import GenerationSettings, ModelSettings, setting, shared_values
 from warmth_assets.lib.llm_requests import ChatRequest, ChatResult, verdict_labels
 from warmth_assets.lib.model_sources import MODEL_TEMPLATE, chat_template_sha256, chat_template_text
@@ -228,7 +228,7 @@ class LocalLMResource(dg.ConfigurableResource):
         return choice_scoring.choice_logprobs(self, requests, options)
 
     def score_choices(self, requests: list[ChatRequest]) -> list[ChatResult]:
-        """Verdict requests answered by choice scoring (warmth_resources/choice_scoring.py); no sampling."""
+        """Verdict requests answered by choice scoring (resources/choice_scoring.py); no sampling."""
         return choice_scoring.score_choices(self, requests)
 
 

@@ -1,10 +1,10 @@
 """Resources are built from their settings section (`from_settings`), and one built bare behaves as the
 settings' defaults say: each default is declared once, in the settings model."""
 
-from warmth_resources.llm import LLMResource
-from warmth_resources.local_lm import LocalLMResource
-from warmth_resources.toxicity import ToxicityResource
-from warmth_resources.warehouse import WarehouseResource
+from resources.llm import LLMResource
+from resources.local_lm import LocalLMResource
+from resources.toxicity import ToxicityResource
+from resources.warehouse import WarehouseResource
 from warmth_assets.lib.config import (DetoxifySettings, GenerationSettings, LLMSettings, ModelSettings,
                                       OperationsSettings)
 from warmth_assets.lib.registry import ModelRow

@@ -3,9 +3,9 @@ of the `llm` resource (above all the cross-process limit per endpoint, on the vL
 
 import threading
 
-from warmth_resources.runners import runner_for
+from resources.runners import runner_for
 from tests.openai_server import FakeOpenAI
-from tests.warmth_resources.test_llm import make_llm, requests_for
+from tests.resources.test_llm import make_llm, requests_for
 from tests.study_configs import study_settings
 
 OPEN = {"access": "open_weight", "source": "HuggingFaceTB/SmolLM2-135M-Instruct", "source_kind": "hf", "slug": "s",

@@ -2,8 +2,8 @@
 
 import pytest
 
-from warmth_resources import model_registry
-from warmth_resources.warehouse import WarehouseResource
+from resources import model_registry
+from resources.warehouse import WarehouseResource
 from warmth_assets.lib.registry import ModelRow, registry_frame
 
 

@@ -12,8 +12,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Mapping
 
-from warmth_resources.llm import LOCAL, OPENAI, LLMResource
-from warmth_resources.local_lm import LocalLMResource
+from resources.llm import LOCAL, OPENAI, LLMResource
+from resources.local_lm import LocalLMResource
 from warmth_assets.lib.vllm_server import served_base_name
 
 

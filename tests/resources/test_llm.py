@@ -8,9 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from warmth_resources.llm import LLMCallError, LLMResource
-from warmth_resources.local_lm import LocalLMResource
-from warmth_resources.warehouse import WarehouseResource
+from resources.llm import LLMCallError, LLMResource
+from resources.local_lm import LocalLMResource
+from resources.warehouse import WarehouseResource
 from warmth_assets.lib.llm_requests import ChatRequest
 
 REPO = Path(__file__).resolve().parents[2]
@@ -90,9 +90,9 @@ def test_persistent_failure_is_a_clear_error_and_loses_nothing(tmp_path, openai_
 
 KILLED_RUN = """
 import sys
-from warmth_resources.llm import LLMResource
-from warmth_resources.warehouse import WarehouseResource
-from tests.warmth_resources.test_llm import requests_for
+from resources.llm import LLMResource
+from resources.warehouse import WarehouseResource
+from tests.resources.test_llm import requests_for
 # flush_every far above the run's size: nothing reaches llm_calls before the kill, only the journal.
 llm = LLMResource(provider="openai", base_url=sys.argv[1], api_key="x", max_concurrency=2, flush_every=1000,
                   flush_interval_s=0, warehouse=WarehouseResource(database=sys.argv[2]))
@@ -150,7 +150,7 @@ def test_journal_of_a_failed_store_is_kept_and_folded_by_the_next_run(tmp_path, 
 
 
 def test_a_line_cut_by_the_kill_is_skipped(tmp_path):
-    from warmth_resources.call_journal import collect_orphans
+    from resources.call_journal import collect_orphans
 
     folder = tmp_path / "j"
     folder.mkdir()
@@ -162,7 +162,7 @@ def test_a_line_cut_by_the_kill_is_skipped(tmp_path):
 
 
 def test_a_live_writers_journal_is_left_alone(tmp_path):
-    from warmth_resources.call_journal import JournalWriter, collect_orphans
+    from resources.call_journal import JournalWriter, collect_orphans
 
     writer = JournalWriter(tmp_path / "j")
     writer.append({"request_key": "live"})
@@ -189,9 +189,9 @@ def test_local_backend_answers_with_the_demo_model(tmp_path):
 
 CONCURRENT_RUN = """
 import sys
-from warmth_resources.llm import LLMResource
-from warmth_resources.warehouse import WarehouseResource
-from tests.warmth_resources.test_llm import requests_for
+from resources.llm import LLMResource
+from resources.warehouse import WarehouseResource
+from tests.resources.test_llm import requests_for
 llm = LLMResource(provider="openai", base_url=sys.argv[1], api_key="x", max_concurrency=4, flush_every=3,
                   flush_interval_s=0, warehouse=WarehouseResource(database=sys.argv[2]))
 start = int(sys.argv[3])

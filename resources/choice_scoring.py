@@ -24,7 +24,7 @@ import json
 import math
 import time
 
-from warmth_resources.pretrained import best_device
+from resources.pretrained import best_device
 from warmth_assets.lib.llm_requests import ChatRequest, ChatResult, verdict_labels
 
 _CONTENT_FREE: dict[tuple, list[float]] = {}  # (model identity, device, prompt, labels) -> label log-likelihoods

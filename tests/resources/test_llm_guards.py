@@ -7,7 +7,7 @@ import pytest
 
 from tests.openai_server import FakeOpenAI
 from warmth_assets.lib.llm_requests import ChatRequest
-from tests.warmth_resources.test_llm import make_llm, requests_for
+from tests.resources.test_llm import make_llm, requests_for
 from warmth_assets.lib import costs
 
 
@@ -97,7 +97,7 @@ def test_a_run_killed_while_waiting_polls_the_same_batch(tmp_path, openai_server
 
 def test_local_batches_respect_the_character_budget(tiny_chat_model, monkeypatch):
     """Prompts sorted by length; a batch is cut before rows x longest prompt passes the budget."""
-    from warmth_resources.local_lm import LocalLMResource
+    from resources.local_lm import LocalLMResource
     from warmth_assets.lib.llm_requests import ChatRequest
 
     sizes = []

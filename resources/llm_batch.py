@@ -16,8 +16,8 @@ import random
 import time
 from typing import Callable
 
-from warmth_resources.remote_jobs import Ledger
-from warmth_resources.warehouse import WarehouseResource
+from resources.remote_jobs import Ledger
+from resources.warehouse import WarehouseResource
 from warmth_assets.lib.llm_requests import ChatRequest, ChatResult
 
 TERMINAL = frozenset({"completed", "failed", "expired", "cancelled"})

@@ -5,8 +5,8 @@ import threading
 
 import pytest
 
-from warmth_resources import call_journal
-from warmth_resources.llm_remote import LLMCallError, complete_on_threads
+from resources import call_journal
+from resources.llm_remote import LLMCallError, complete_on_threads
 from warmth_assets.lib.llm_requests import ChatRequest, ChatResult, Usage
 
 GENEROUS_S = 120  # a bound on a wait that returns as soon as its event happens; never a measured time

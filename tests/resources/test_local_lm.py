@@ -3,7 +3,7 @@ file replaces it for generation, choice scoring, training and serving, and enter
 
 import pytest
 
-from warmth_resources.local_lm import LocalLMResource
+from resources.local_lm import LocalLMResource
 from warmth_assets.lib import lora_training, vllm_server
 from warmth_assets.lib.config import LoraSettings
 from warmth_assets.lib.llm_requests import ChatRequest
@@ -62,7 +62,7 @@ def test_training_fingerprint_and_serving_follow_the_template(tmp_path):
 def test_socio_t_scorer_and_chat_model_share_one_cache_in_separate_entries(tiny_chat_model, monkeypatch):
     """One per-process cache loads both; the scorer is its own object, since SocioT puts it in train mode
     (dropout) and a chat model must stay in eval."""
-    from warmth_resources import local_lm
+    from resources import local_lm
     from tests.study_configs import study_settings
     from warmth_assets.assets.warmth import scoring_lm
 

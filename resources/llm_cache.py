@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import json
 
-from warmth_resources.warehouse import WarehouseResource
+from resources.warehouse import WarehouseResource
 from warmth_assets.lib.llm_requests import ChatRequest, ChatResult
 
 

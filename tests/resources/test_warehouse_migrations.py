@@ -5,8 +5,8 @@ import re
 import duckdb
 import pytest
 
-from warmth_resources import warehouse as wh
-from warmth_resources.warehouse import WarehouseMigrationError, WarehouseResource
+from resources import warehouse as wh
+from resources.warehouse import WarehouseMigrationError, WarehouseResource
 
 LLM_ROW = ("INSERT INTO llm_calls (request_key, provider, endpoint, model, template_version, request_json, "
            "response_text, finish_reason, prompt_tokens, completion_tokens, latency_s) "

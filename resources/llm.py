@@ -22,12 +22,12 @@ from typing import Callable
 import dagster as dg
 from pydantic import Field, PrivateAttr
 
-from warmth_resources import call_journal, llm_cache, llm_remote, llm_structured
-from warmth_resources.api_slots import ProviderSlots
-from warmth_resources.llm_batch import complete_in_batches
-from warmth_resources.llm_remote import LLMCallError, StructuredOutputUnsupported
-from warmth_resources.local_lm import LocalLMResource
-from warmth_resources.warehouse import WarehouseResource
+from resources import call_journal, llm_cache, llm_remote, llm_structured
+from resources.api_slots import ProviderSlots
+from resources.llm_batch import complete_in_batches
+from resources.llm_remote import LLMCallError, StructuredOutputUnsupported
+from resources.local_lm import LocalLMResource
+from resources.warehouse import WarehouseResource
 from warmth_assets.lib import costs, paths
 from warmth_assets.lib.config import LLMSettings, OperationsSettings, setting, shared_values
 from warmth_assets.lib.llm_requests import ChatRequest, ChatResult, Usage

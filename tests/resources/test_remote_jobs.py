@@ -1,6 +1,6 @@
-"""The remote-job ledger (warmth_resources/remote_jobs.py) on its own, and fine-tuning jobs through it: recorded at
+"""The remote-job ledger (resources/remote_jobs.py) on its own, and fine-tuning jobs through it: recorded at
 creation and at every status, polled with a capped jittered delay, resumed after a timeout, never paid twice.
-Batches through the same ledger: tests/warmth_resources/test_llm_guards.py."""
+Batches through the same ledger: tests/resources/test_llm_guards.py."""
 
 import random
 from types import SimpleNamespace
@@ -8,10 +8,10 @@ from types import SimpleNamespace
 import openai
 import pytest
 
-from warmth_resources import remote_jobs
-from warmth_resources.openai_finetune import FineTuneError, finetune_ledger, job_fingerprint, run_finetune
-from warmth_resources.remote_jobs import Ledger, RemoteJobTimeout
-from warmth_resources.warehouse import WarehouseResource
+from resources import remote_jobs
+from resources.openai_finetune import FineTuneError, finetune_ledger, job_fingerprint, run_finetune
+from resources.remote_jobs import Ledger, RemoteJobTimeout
+from resources.warehouse import WarehouseResource
 
 
 def ledger_of(tmp_path) -> Ledger:

@@ -15,7 +15,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Callable, ContextManager
 
-from warmth_resources import call_journal
+from resources import call_journal
 from warmth_assets.lib.llm_requests import ChatRequest, ChatResult, Usage, backoff_delay, parse_retry_after
 
 RETRYABLE_STATUS = {408, 409, 429, 500, 502, 503, 504}

@@ -11,7 +11,7 @@ import hashlib
 import os
 from pathlib import Path
 
-from warmth_resources.warehouse import exclusive_lock
+from resources.warehouse import exclusive_lock
 from warmth_assets.lib import paths
 from warmth_assets.lib.model_sources import resolve_model_file
 

@@ -6,7 +6,7 @@ from pathlib import Path
 import duckdb
 import pytest
 
-from warmth_resources.warehouse import WarehouseLockTimeout, WarehouseResource, exclusive_lock
+from resources.warehouse import WarehouseLockTimeout, WarehouseResource, exclusive_lock
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -16,7 +16,7 @@ def test_schema_is_applied_and_idempotent(tmp_path):
     for _ in range(2):
         with WarehouseResource(database=str(db)).get_connection() as conn:
             conn.execute("SELECT * FROM model_registry").fetchall()
-    from warmth_resources.warehouse import apply_schema
+    from resources.warehouse import apply_schema
 
     with duckdb.connect(str(db)) as conn:  # applying twice on one connection must not fail either
         apply_schema(conn)
@@ -42,7 +42,7 @@ def test_second_process_waits_for_the_lock_instead_of_failing(tmp_path):
     db = tmp_path / "w.duckdb"
     warehouse = WarehouseResource(database=str(db))
     code = (
-        "from warmth_resources.warehouse import WarehouseResource;"
+        "from resources.warehouse import WarehouseResource;"
         f"w = WarehouseResource(database={str(db)!r});"
         "print('trying', flush=True);"
         "cm = w.get_connection(on_wait=lambda: print('blocked', flush=True));"
@@ -77,7 +77,7 @@ def test_lock_timeout_names_the_file(tmp_path):
     """The holder keeps the lock until the parent closes its stdin, so the 0.3 s wait always times out."""
     lock = tmp_path / "w.duckdb.lock"
     code = (
-        "import sys; from pathlib import Path; from warmth_resources.warehouse import exclusive_lock;"
+        "import sys; from pathlib import Path; from resources.warehouse import exclusive_lock;"
         f"cm = exclusive_lock(Path({str(lock)!r}), 5); cm.__enter__(); print('held', flush=True);"
         "sys.stdin.read()"
     )

@@ -8,8 +8,8 @@ from __future__ import annotations
 import datetime
 from typing import Callable
 
-from warmth_resources.llm_remote import LLMCallError, StructuredOutputUnsupported
-from warmth_resources.warehouse import WarehouseResource
+from resources.llm_remote import LLMCallError, StructuredOutputUnsupported
+from resources.warehouse import WarehouseResource
 from warmth_assets.lib.llm_requests import ChatRequest, ChatResult, Usage
 
 

@@ -16,8 +16,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
-from warmth_resources.remote_jobs import Ledger
-from warmth_resources.warehouse import WarehouseResource
+from resources.remote_jobs import Ledger
+from resources.warehouse import WarehouseResource
 from warmth_assets.lib import costs
 
 TERMINAL = frozenset({"succeeded", "failed", "cancelled"})

@@ -7,11 +7,11 @@ import math
 
 import pytest
 
-from warmth_resources.llm import LLMResource
-from warmth_resources.local_lm import LocalLMResource
-from warmth_resources.warehouse import WarehouseResource
+from resources.llm import LLMResource
+from resources.local_lm import LocalLMResource
+from resources.warehouse import WarehouseResource
 from tests.openai_server import FakeOpenAI
-from tests.warmth_resources.test_llm import make_llm
+from tests.resources.test_llm import make_llm
 from warmth_assets.lib import costs
 from warmth_assets.lib.judging import parse_verdict_prob
 from warmth_assets.lib.llm_requests import ChatRequest, verdict_response_format

@@ -17,7 +17,7 @@ import dagster as dg
 import pandas as pd
 from pydantic import Field
 
-from warmth_resources.warehouse import WarehouseResource
+from resources.warehouse import WarehouseResource
 
 
 PARTITION_COLUMN = "warmth/partition_column"

@@ -17,7 +17,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
-from warmth_resources.warehouse import WarehouseResource
+from resources.warehouse import WarehouseResource
 
 
 class RemoteJobTimeout(TimeoutError):

@@ -13,7 +13,7 @@ from typing import Iterable, Mapping
 
 import dagster as dg
 
-from warmth_resources.warehouse import WarehouseResource
+from resources.warehouse import WarehouseResource
 from warmth_assets.lib.registry import REGISTRY_COLUMNS, ModelRow
 
 _COLUMNS = ", ".join(REGISTRY_COLUMNS)

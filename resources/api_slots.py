@@ -6,11 +6,16 @@ the holder dies, so a killed run never leaks a slot (a counter in a file or in D
 
 import contextlib
 import fcntl
+import threading
 import hashlib
 import os
 import random
 import time
 from pathlib import Path
+
+
+class SlotWaitCancelled(Exception):
+    """The caller stopped before a slot came free."""
 
 
 class ProviderSlots:
@@ -23,7 +28,8 @@ class ProviderSlots:
         self.limit = limit
 
     @contextlib.contextmanager
-    def slot(self):
+    def slot(self, cancel: threading.Event | None = None):
+        """Hold a free slot while the body runs; `SlotWaitCancelled` if `cancel` is set while waiting."""
         order = list(range(self.limit))
         wait = 0.002
         while True:
@@ -41,5 +47,8 @@ class ProviderSlots:
                     fcntl.flock(fd, fcntl.LOCK_UN)
                     os.close(fd)
                 return
-            time.sleep(wait)
+            if cancel is None:
+                time.sleep(wait)
+            elif cancel.wait(wait):
+                raise SlotWaitCancelled(f"stopped while waiting for a slot of {self.folder}")
             wait = min(wait * 2, 0.05)

@@ -22,19 +22,21 @@ from typing import Callable
 import dagster as dg
 from pydantic import Field, PrivateAttr
 
-from resources import call_journal, llm_cache, llm_remote, llm_structured
-from resources.api_slots import ProviderSlots
+from resources import call_journal, llm_cache, llm_remote, llm_stop, llm_structured
+from resources.api_slots import ProviderSlots, SlotWaitCancelled
 from resources.llm_batch import complete_in_batches
-from resources.llm_remote import LLMCallError, StructuredOutputUnsupported
+from resources.llm_errors import EndpointUnreachable, LLMCallError, MissingAPIKey, StructuredOutputUnsupported
 from resources.local_lm import LocalLMResource
 from resources.warehouse import WarehouseResource
 from warmth_assets.lib import costs, paths
 from warmth_assets.lib.config import LLMSettings, OperationsSettings, setting, shared_values
 from warmth_assets.lib.llm_requests import ChatRequest, ChatResult, Usage
 
-__all__ = ["LLMCallError", "LLMResource", "LOCAL", "OPENAI", "StructuredOutputUnsupported", "runs_in_process"]
+__all__ = ["EndpointUnreachable", "LLMCallError", "LLMResource", "LOCAL", "MissingAPIKey", "OPENAI",
+           "StructuredOutputUnsupported", "runs_in_process"]
 
 OPENAI, LOCAL = "openai", "local"
+OPENAI_API = "https://api.openai.com/v1"
 
 
 def runs_in_process(provider: str) -> bool:
@@ -74,6 +76,12 @@ class LLMResource(dg.ConfigurableResource):
     batch_poll_s: float = setting(LLMSettings, "batch_poll_s")
     batch_poll_cap_s: float = 600.0
     batch_timeout_s: float = Field(26 * 3600, description="Give up waiting (the batch stays recorded)")
+    unreachable_after: int = Field(
+        3, ge=1, description="End a batch once this many calls in a row failed to connect on a retry too "
+                             "(refused, no route, unknown host); rate limits and 5xx keep their retries")
+    stop_grace_s: float = Field(
+        5.0, ge=0, description="When a run stops, how long calls already in flight may still answer (they are "
+                               "paid for: journaled); no new call starts")
 
     _client = PrivateAttr(default=None)
     _slots = PrivateAttr(default=None)
@@ -106,7 +114,12 @@ class LLMResource(dg.ConfigurableResource):
         if self.in_process:
             assert self.local is not None
             return f"local:{self.local.identity}"
-        return (self.base_url or "https://api.openai.com/v1").rstrip("/")
+        return (self.base_url or OPENAI_API).rstrip("/")
+
+    def require_key(self, models, chosen_by: str = "") -> None:
+        """Refuse, before anything is sent, calls to an endpoint that needs a key when none is set."""
+        if not self.in_process:
+            llm_stop.require_key(self.endpoint, self.api_key, models, chosen_by)
 
     def key(self, request: ChatRequest) -> str:
         return request.key(self.provider, self.endpoint)
@@ -158,13 +171,13 @@ class LLMResource(dg.ConfigurableResource):
                                          timeout=self.timeout_s, max_retries=0)
         return self._client
 
-    def _provider_slot(self):
+    def _provider_slot(self, stop: llm_stop.BatchStop | None = None):
         if not self.max_concurrency_per_provider:
             return contextlib.nullcontext()
         if self._slots is None:
             folder = Path(self.slots_dir) if self.slots_dir else paths.warmth_home() / "locks"
             self._slots = ProviderSlots(folder, self.endpoint, self.max_concurrency_per_provider)
-        return self._slots.slot()
+        return self._slots.slot(cancel=stop.event if stop else None)
 
     def spent_usd(self) -> float:
         """What every answered call in the cache cost, at today's prices."""
@@ -181,11 +194,29 @@ class LLMResource(dg.ConfigurableResource):
                                costs.unpriced(models, self.prices_per_million_tokens))
 
     def _call_with_retries(self, request: ChatRequest, key: str, usage: Usage, lock: threading.Lock,
-                           log: Callable[[str], None] | None) -> ChatResult:
+                           stop: llm_stop.BatchStop, retry_log: llm_stop.RetryLog) -> ChatResult:
+        def send() -> ChatResult:
+            try:
+                return llm_remote.call_once(self._openai(), request, key, lambda: self._provider_slot(stop),
+                                            self.timeout_s)
+            except SlotWaitCancelled:
+                raise llm_stop.Stopped() from None
+
         return llm_remote.with_retries(
-            lambda: llm_remote.call_once(self._openai(), request, key, self._provider_slot, self.timeout_s),
-            request.model, max_retries=self.max_retries, backoff_base_s=self.backoff_base_s,
-            backoff_cap_s=self.backoff_cap_s, usage=usage, lock=lock, log=log)
+            send, request.model, max_retries=self.max_retries, backoff_base_s=self.backoff_base_s,
+            backoff_cap_s=self.backoff_cap_s, usage=usage, lock=lock, stop=stop, retry_log=retry_log)
+
+    def _batch_stop(self) -> llm_stop.BatchStop:
+        return llm_stop.BatchStop(self.endpoint, self.unreachable_after)
+
+    @staticmethod
+    def _after_batch(stop: llm_stop.BatchStop, retry_log: llm_stop.RetryLog,
+                     log: Callable[[str], None] | None, *, raising: bool = True) -> None:
+        """One line for the batch's retries (each retry is a DEBUG line); the endpoint's error if it ended it."""
+        if log and retry_log.retries:
+            log(retry_log.summary())
+        if raising and stop.error is not None:
+            raise stop.error
 
     # -- structured output ----------------------------------------------------------------
     def structured_unsupported(self) -> dict[str, str]:
@@ -198,16 +229,28 @@ class LLMResource(dg.ConfigurableResource):
         return llm_structured.as_sent(requests, self.structured_unsupported())
 
     def _probe_structured(self, requests, todo, results, usage, failures, log) -> bool:
+        stop, retry_log = self._batch_stop(), llm_stop.RetryLog()
+        try:
+            answered = self._probe_structured_with(requests, todo, results, usage, failures, log, stop, retry_log)
+        except BaseException:
+            self._after_batch(stop, retry_log, log, raising=False)
+            raise
+        self._after_batch(stop, retry_log, log)
+        return answered
+
+    def _probe_structured_with(self, requests, todo, results, usage, failures, log, stop, retry_log) -> bool:
         return llm_structured.probe(
             requests, todo, results, usage, failures, endpoint=self.endpoint,
             check_budget=lambda request: self.check_budget(
                 costs.pending_usd([request], self.prices_per_million_tokens), 1, [request.model]),
-            call=lambda request, key: self._call_with_retries(request, key, usage, threading.Lock(), log),
+            call=lambda request, key: self._call_with_retries(request, key, usage, threading.Lock(), stop, retry_log),
             store=self.store, record=lambda model, error: llm_structured.record_rejection(
                 self.warehouse, self.endpoint, model, error), log=log)
 
-    def complete_many(self, requests: list[ChatRequest], *, log: Callable[[str], None] | None = None
-                      ) -> tuple[list[ChatResult], Usage]:
+    def complete_many(self, requests: list[ChatRequest], *, log: Callable[[str], None] | None = None,
+                      chosen_by: str = "") -> tuple[list[ChatResult], Usage]:
+        """Answers to `requests`, in order. `chosen_by` names the setting that chose their model (for the
+        error when a key is missing); `log` takes the one-line notes of the batch (spend, retries)."""
         if not self.in_process and any(r.calibration for r in requests):
             raise ValueError("choice calibration needs the label scores of the in-process backend (provider = "
                              f"local); {self.provider} cannot honour it")
@@ -227,11 +270,13 @@ class LLMResource(dg.ConfigurableResource):
 
         failures: list[str] = []
         uncached = len(todo)
+        if todo:
+            self.require_key([requests[idx[0]].model for idx in todo.values()], chosen_by)
         if todo and not self.in_process:
             # First the structured probe (budget-checked alone): a rejection turns the requests into their
             # free-text forms, whose keys (those of before) may all be cached, and nothing else is sent.
             if not self._probe_structured(requests, todo, results, usage, failures, log):
-                return self.complete_many(requests, log=log)  # now recorded: sent in free-text form
+                return self.complete_many(requests, log=log, chosen_by=chosen_by)  # now recorded: sent in free-text form
         if todo and not self.in_process:
             pending = [requests[idx[0]] for idx in todo.values()]
             self.check_budget(costs.pending_usd(pending, self.prices_per_million_tokens), len(pending),
@@ -254,12 +299,18 @@ class LLMResource(dg.ConfigurableResource):
         return results, usage  # type: ignore[return-value]
 
     def _complete_remote(self, requests, todo, results, usage, failures, log) -> None:
-        lock = threading.Lock()
-        llm_remote.complete_on_threads(
-            requests, todo, results, usage, failures,
-            call=lambda request, key: self._call_with_retries(request, key, usage, lock, log),
-            row=self._row, store_rows=self._store_rows, journal_dir=self.journal_dir,
-            max_concurrency=self.max_concurrency, flush_every=self.flush_every, flush_interval_s=self.flush_interval_s)
+        lock, stop, retry_log = threading.Lock(), self._batch_stop(), llm_stop.RetryLog()
+        try:
+            llm_remote.complete_on_threads(
+                requests, todo, results, usage, failures,
+                call=lambda request, key: self._call_with_retries(request, key, usage, lock, stop, retry_log),
+                row=self._row, store_rows=self._store_rows, journal_dir=self.journal_dir,
+                max_concurrency=self.max_concurrency, flush_every=self.flush_every,
+                flush_interval_s=self.flush_interval_s, stop=stop, stop_grace_s=self.stop_grace_s)
+        except BaseException:
+            self._after_batch(stop, retry_log, log, raising=False)  # the interrupt (or bug) goes on as it is
+            raise
+        self._after_batch(stop, retry_log, log)
 
     def _complete_batch(self, requests, todo, results, usage, failures, log) -> None:
         answers, failed = complete_in_batches(

@@ -5,7 +5,8 @@ Behaviour is scripted by markers in the last user message:
   [500]   first two attempts answer 500
   [slow]  first attempt sleeps `slow_s` (longer than the client's timeout)
   [fail]  always 500
-Every request is counted per distinct body, so tests can assert "each request answered once".
+Every request is counted per distinct body, so tests can assert "each request answered once". With `hold_after`
+set, chat requests after that many attempts wait (in flight) until `release` is set.
 
 Structured output (`response_format`), by `structured`:
   "ignore"  answer free text as if the field were absent (an old server that drops unknown fields)
@@ -42,6 +43,9 @@ class FakeOpenAI:
         self.in_flight = 0
         self.max_in_flight = 0  # the most chat requests the server was answering at once
         self.barrier: threading.Barrier | None = None  # chat requests wait for this many others
+        self.arrivals: list[float] = []  # time.monotonic() of every chat request's arrival
+        self.hold_after: int | None = None  # chat requests after this many are held until `release` is set
+        self.release = threading.Event()
         self.hub_models: list[str] = []  # what GET /api/models (the HF hub's listing) returns
         self.hub_queries: list[dict] = []
         self.files: dict[str, bytes] = {}
@@ -236,6 +240,7 @@ class FakeOpenAI:
                 body = json.loads(raw)
                 key = hashlib.sha256(json.dumps(body, sort_keys=True).encode()).hexdigest()
                 with fake.lock:
+                    fake.arrivals.append(time.monotonic())
                     fake.attempts[key] += 1
                     attempt = fake.attempts[key]
                     fake.structured_requests += "response_format" in body
@@ -243,6 +248,10 @@ class FakeOpenAI:
                 with fake.lock:
                     fake.in_flight += 1
                     fake.max_in_flight = max(fake.max_in_flight, fake.in_flight)
+                    held = fake.hold_after is not None and fake.total_attempts > fake.hold_after
+                    fake.changed.notify_all()
+                if held:
+                    fake.release.wait(timeout=600)
                 if fake.barrier is not None:
                     # Requests are answered in groups of `barrier.parties`: concurrency is reached by
                     # construction, not by hoping that a sleep is long enough on a busy machine.

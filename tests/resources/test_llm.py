@@ -1,5 +1,6 @@
 """The call layer against a real OpenAI-compatible server on loopback (never a mocked client)."""
 
+import logging
 import os
 import signal
 import subprocess
@@ -56,13 +57,17 @@ def test_identical_requests_are_sent_once_and_every_parameter_is_in_the_key(tmp_
     assert len({llm.key(r) for r in variants}) == 5
 
 
-def test_429_with_retry_after_is_waited_out(tmp_path, openai_server):
+def test_429_with_retry_after_is_waited_out(tmp_path, openai_server, caplog):
     llm = make_llm(tmp_path, openai_server)
     logged: list[str] = []
-    results, usage = llm.complete_many(requests_for(["hello [429]"]), log=logged.append)
+    with caplog.at_level(logging.DEBUG, logger="resources.llm_remote"):
+        results, usage = llm.complete_many(requests_for(["hello [429]"]), log=logged.append)
     # The server's Retry-After: 1 sets the wait (above the 0.05 s backoff base), whatever the clock says.
-    retries = [line for line in logged if "retry" in line]
-    assert retries == ["gpt-4o-2024-08-06: HTTP 429; retry 1/3 in 1.00 s"]
+    # The run's log gets one summary line per batch; each retry is a DEBUG line.
+    assert [line for line in logged if "retr" in line] == [
+        "1 calls retried, 1 retries (HTTP 429 x1), 1.0 s of backoff in all"]
+    assert [(r.levelno, r.getMessage()) for r in caplog.records] == [
+        (logging.DEBUG, "gpt-4o-2024-08-06: HTTP 429; retry 1/3 in 1.00 s")]
     assert results[0].text.startswith("answer to: hello") and usage.retries == 1
     assert openai_server.total_attempts == 2 and sum(openai_server.answered.values()) == 1
 

@@ -59,7 +59,7 @@ def _generate_wrong_answers(items: pd.DataFrame, llm: LLMResource, settings, log
                          else settings.generation.wrong_answers.temperature),
             seed=settings.project.seed + attempt, template_version=f"{wrong_answers.PROMPT_VERSION}:{attempt}")
             for i in missing]
-        results, _ = llm.complete_many(requests, log=log)
+        results, _ = llm.complete_many(requests, log=log, chosen_by="[evaluation] wrong_answer_model")
         still = []
         for i, result in zip(missing, results):
             candidate = wrong_answers.clean_candidate(result.text)
@@ -240,7 +240,8 @@ def build_assets(parts: StudyPartitions, gpu_tags: dict) -> list[dg.AssetsDefini
                 seed=settings.project.seed, template_version="eval-v1", cache_salt=salt))
         version = server_version(runner.server) if runner.server else ""
         try:
-            results, usage = runner.llm.complete_many(requests, log=context.log.warning)
+            results, usage = runner.llm.complete_many(requests, log=context.log.warning,
+                                                      chosen_by=f"the registry's source of {model}")
         except LLMCallError as exc:
             if not runner.server:
                 raise

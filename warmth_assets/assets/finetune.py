@@ -78,6 +78,7 @@ def _finetune_api(context, settings, model_row: ModelRow, style: str, sft: pd.Da
 
     openai_settings = settings.finetune.openai
     price = openai_settings.training_price_per_million_tokens.get(model_row.source, 0.0)
+    llm.require_key([model_row.source], f"the registry's source of {model_row.slug}")
     jobs = run_finetune(
         llm.client(), llm.warehouse, check_budget=llm.check_budget if llm.budget_usd else None,
         jsonl=Path(sft["jsonl_path"].iloc[0]).with_name("openai.jsonl"), data_sha256=str(sft["jsonl_sha256"].iloc[0]),

@@ -46,7 +46,7 @@ def _judge(llm: LLMResource, settings, rows: pd.DataFrame, questions: list[str],
                           seed=settings.project.seed, template_version=version)
         for dataset, question, response, (correct, incorrect) in zip(rows["dataset"], questions, rows["response"], refs)
     ]
-    results, usage = llm.complete_many(requests, log=log)
+    results, usage = llm.complete_many(requests, log=log, chosen_by="[judge] model")
     raw = [r.text for r in results]
     parsed = [judging.parse_verdict_prob(t, allowed) for t in raw]
     return raw, [v for v, _ in parsed], [p for _, p in parsed], usage

@@ -99,7 +99,7 @@ def build_assets(parts: StudyPartitions, gpu_tags: dict) -> list[dg.AssetsDefini
             usage_metadata = _demo_rules(context, frame, style, settings.project.seed)
         else:
             context.log.info(f"{len(requests)} {style} rewrites to produce ({llm.provider})")
-            results, usage = llm.complete_many(requests, log=context.log.warning)
+            results, usage = llm.complete_many(requests, log=context.log.warning, chosen_by="[rewrite] model")
             frame["rewrite"] = [r.text for r in results]
             frame["finish_reason"] = [r.finish_reason for r in results]
             frame["prompt_tokens"] = [r.prompt_tokens for r in results]

@@ -121,7 +121,8 @@ def build_assets(parts: StudyPartitions, gpu_tags: dict) -> list[dg.AssetsDefini
                               seed=settings.project.seed, template_version="validation-v1")
             for p in prompts["prompt"]
         ]
-        results, usage = runner.llm.complete_many(requests, log=context.log.warning)
+        results, usage = runner.llm.complete_many(requests, log=context.log.warning,
+                                                  chosen_by=f"the registry's source of {model}")
         frame = prompts.assign(
             response=[r.text for r in results], finish_reason=[r.finish_reason for r in results],
             completion_tokens=[r.completion_tokens for r in results],

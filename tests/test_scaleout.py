@@ -2,6 +2,8 @@
 the pod settings that place them."""
 
 import json
+
+import pytest
 import subprocess
 import sys
 from pathlib import Path
@@ -73,3 +75,48 @@ def test_the_same_definitions_load_with_the_step_executor():
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=REPO, check=True,
                          env={**__import__("os").environ, "WARMTH_EXECUTOR": "k8s"})
     assert out.stdout.strip().endswith("k8s")
+
+
+def test_gpu_steps_ask_ray_for_their_gpus_through_dagster_rays_own_config():
+    from dagster_ray.configs import RayExecutionConfig
+
+    from warmth_assets.definitions import defs
+
+    graph = defs.resolve_asset_graph()
+    asked = {}
+    for key in graph.get_all_asset_keys():
+        node = graph.get(key)
+        tags = node.assets_def.op.tags if node.assets_def.is_executable else {}
+        if "dagster-ray/config" in tags:  # read back as dagster-ray reads a step's tags
+            asked[key.to_user_string()] = RayExecutionConfig.from_tags(tags)
+    assert set(asked) == {"finetune_runs", "validation_generations", "warmth_scores", "generations"}
+    assert {(c.num_gpus, c.num_cpus) for c in asked.values()} == {(1.0, 1.0)}  # dagster_project.toml [compute]
+
+
+@pytest.mark.parametrize("env, expected", [
+    ({"WARMTH_EXECUTOR": "ray", "WARMTH_RAY_ADDRESS": "http://127.0.0.1:8265"}, "ray"),
+    ({"WARMTH_EXECUTOR": "ray"}, "needs WARMTH_RAY_ADDRESS"),
+    ({"WARMTH_EXECUTOR": "dask"}, "use 'k8s', 'ray' or leave it unset"),
+])
+def test_the_executor_is_chosen_by_warmth_executor(monkeypatch, env, expected):
+    from warmth_assets.build import build_executor
+    from warmth_assets.lib.config import ConfigError
+
+    monkeypatch.delenv("WARMTH_RAY_ADDRESS", raising=False)
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    if expected == "ray":
+        import dagster_ray
+
+        assert build_executor().name == "ray"
+        given = []
+        monkeypatch.setattr(dagster_ray.ray_executor, "configured", lambda config, *a, **k: given.append(config))
+        monkeypatch.setenv("WARMTH_CONFIG", "/nowhere.toml")
+        build_executor()
+        (config,) = given
+        assert config["ray"]["address"] == "http://127.0.0.1:8265"
+        assert "WARMTH_CONFIG" in config["ray"]["env_vars"]  # names only: values are read when a step is sent
+        assert not {"num_gpus", "num_cpus"} & set(config["ray"])  # resources stay per op (executor-wide would win)
+    else:
+        with pytest.raises(ConfigError, match=expected):
+            build_executor()

@@ -103,10 +103,29 @@ def build_resources(settings: StudySettings, config_file: os.PathLike | str) -> 
     }
 
 
+# What a step on a Ray node needs from the run's environment (names only: values are read when a step is sent).
+RAY_STEP_ENV = ("WARMTH_HOME", "WARMTH_CONFIG", "WARMTH_DATA_DIR", "DAGSTER_HOME", "WARMTH_PG_HOST", "WARMTH_PG_PORT",
+                "WARMTH_PG_USER", "WARMTH_PG_PASSWORD", "WARMTH_PG_DB", "OPENAI_API_KEY", "OPENAI_BASE_URL", "HF_TOKEN")
+
+
 def build_executor():
-    """One pod per step under Kubernetes (WARMTH_EXECUTOR=k8s, deploy/k8s/); the default elsewhere."""
-    if os.environ.get("WARMTH_EXECUTOR") == "k8s":
+    """One pod per step under Kubernetes (WARMTH_EXECUTOR=k8s, deploy/k8s/); one Ray job per step on a Ray cluster
+    (WARMTH_EXECUTOR=ray, its dashboard at WARMTH_RAY_ADDRESS; resources per op from the `dagster-ray/config`
+    tags of warmth_assets/scaleout.py, none executor-wide); the default elsewhere."""
+    executor = os.environ.get("WARMTH_EXECUTOR", "")
+    if executor == "k8s":
         from dagster_k8s import k8s_job_executor
 
         return k8s_job_executor
+    if executor == "ray":
+        from dagster_ray import ray_executor
+
+        address = os.environ.get("WARMTH_RAY_ADDRESS")
+        if not address:
+            raise ConfigError("WARMTH_EXECUTOR=ray needs WARMTH_RAY_ADDRESS, the Ray dashboard "
+                              "(e.g. http://127.0.0.1:8265; `warmth cluster up` prints it)")
+        return ray_executor.configured({"ray": {
+            "address": address, "env_vars": [name for name in RAY_STEP_ENV if os.environ.get(name)]}})
+    if executor:
+        raise ConfigError(f"WARMTH_EXECUTOR={executor!r}: use 'k8s', 'ray' or leave it unset")
     return None

@@ -1,5 +1,5 @@
 """The `warmth` command: `warmth demo`, `warmth estimate`, `warmth vllm-command MODEL`, `warmth serve MODEL`,
-`warmth import-outputs DIR`."""
+`warmth import-outputs DIR`, `warmth cluster up|status|down|exec`."""
 
 import argparse
 import sys
@@ -134,6 +134,41 @@ def estimate_command() -> int:
     return 0
 
 
+def cluster_command(action: str, workers: int, netns: str, rest: list[str]) -> int:
+    """`warmth cluster up|status|down|exec`: the scale-out stack of lib/local_cluster under WARMTH_HOME."""
+    import os
+    import shlex
+
+    from warmth_assets.lib import local_cluster, paths
+
+    home = paths.warmth_home()
+    try:
+        if action == "up":
+            state, password = local_cluster.up(home, workers, netns=netns)
+            print("# the cluster is up; run what uses it in its namespace: warmth cluster exec -- CMD")
+            for name, value in state.environment(password).items():
+                print(f"export {name}={shlex.quote(value)}")
+            return 0
+        if action == "exec":
+            state = local_cluster.read_state(home)
+            if state is None:
+                print(f"warmth cluster exec: no cluster under {home / 'cluster'}: `warmth cluster up` first",
+                      file=sys.stderr)
+                return 2
+            command = rest[1:] if rest[:1] == ["--"] else rest
+            if not command:
+                print("warmth cluster exec: name the command, e.g. warmth cluster exec -- make dev", file=sys.stderr)
+                return 2
+            argv = local_cluster.in_netns(state.netns, command)
+            os.execvp(argv[0], argv)
+        lines = local_cluster.status(home) if action == "status" else local_cluster.down(home)
+    except local_cluster.ClusterError as exc:
+        print(f"warmth cluster {action}: {exc}", file=sys.stderr)
+        return 1
+    print("\n".join(lines))
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="warmth", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
@@ -156,7 +191,15 @@ def main(argv: list[str] | None = None) -> int:
     imports.add_argument("--format", choices=["warm_ai_2025"], default="warm_ai_2025")
     imports.add_argument("--warm-checkpoint", default=None,
                          help="checkpoint of the warm outputs (default: warm-e<[finetune] selected_epoch>)")
+    cluster = commands.add_parser("cluster", help="Postgres and a Ray head with worker nodes on this machine, in a "
+                                  "network namespace of their own (as root): up, status, down, exec -- CMD")
+    cluster.add_argument("action", choices=["up", "status", "down", "exec"])
+    cluster.add_argument("--workers", type=int, default=2, help="up: Ray worker nodes (1 CPU, 1 logical GPU each)")
+    cluster.add_argument("--netns", default="warmth", help="up: the network namespace holding only loopback")
+    cluster.add_argument("rest", nargs="*", help="exec: the command, after --")
     args = parser.parse_args(argv)
+    if args.command == "cluster":
+        return cluster_command(args.action, args.workers, args.netns, args.rest)
     if args.command == "import-outputs":
         return import_command(args.directory, args.warm_checkpoint)
     if args.command == "estimate":

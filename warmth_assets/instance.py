@@ -1,5 +1,7 @@
-"""Prepare the Dagster instance in DAGSTER_HOME: the shipped dagster.yaml and the `gpu` pool limit."""
+"""Prepare the Dagster instance in DAGSTER_HOME: the shipped dagster.yaml and the `gpu` pool limit; with
+WARMTH_PG_HOST set, runs, events and schedules in that Postgres (deploy/postgres/dagster.yaml)."""
 
+import os
 from pathlib import Path
 
 import yaml
@@ -12,6 +14,8 @@ GPU_POOL = "gpu"
 
 def write_instance_yaml(settings: StudySettings, home: Path) -> Path:
     shipped = yaml.safe_load((paths.repo_root() / "dagster.yaml").read_text())
+    if os.environ.get("WARMTH_PG_HOST"):  # a cluster's Postgres (`warmth cluster up`): runs and events there
+        shipped.update(yaml.safe_load((paths.repo_root() / "deploy" / "postgres" / "dagster.yaml").read_text()))
     shipped.setdefault("concurrency", {}).setdefault("runs", {})["max_concurrent_runs"] = (
         settings.compute.max_concurrent_runs
     )

@@ -1,12 +1,15 @@
-"""Tags that place GPU steps when the same definitions run under dagster-k8s (deploy/k8s/).
+"""Tags that place GPU steps when the same definitions run under dagster-k8s (deploy/k8s/) or on Ray.
 
 Inert on one machine. Under the K8sRunLauncher or k8s_job_executor, `dagster-k8s/config` gives the
-step's pod the GPU limits and node selector of [compute]; every other step gets a plain pod.
+step's pod the GPU limits and node selector of [compute]; every other step gets a plain pod. Under
+dagster-ray's executor, `dagster-ray/config` asks Ray for the step's GPUs and CPUs (declared per op:
+values set on the executor would override every op's).
 """
 
 from warmth_assets.lib.config import ComputeSettings
 
 K8S_CONFIG_TAG = "dagster-k8s/config"
+RAY_CONFIG_TAG = "dagster-ray/config"
 
 
 def gpu_op_tags(compute: ComputeSettings) -> dict:
@@ -19,5 +22,6 @@ def gpu_op_tags(compute: ComputeSettings) -> dict:
             "container_config": {"resources": {"limits": dict(compute.gpu_resources),
                                                "requests": dict(compute.gpu_resources)}},
             "pod_spec_config": pod_spec,
-        }
+        },
+        RAY_CONFIG_TAG: {"num_gpus": compute.ray_gpus_per_step, "num_cpus": compute.ray_cpus_per_step},
     }

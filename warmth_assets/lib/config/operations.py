@@ -41,6 +41,8 @@ class ComputeSettings(Section):
         default_factory=dict, description="k8s node selector for GPU steps (dagster-k8s/config tag)")
     gpu_resources: dict[str, str] = Field(
         default_factory=lambda: {"nvidia.com/gpu": "1"}, description="k8s resource limits for GPU steps")
+    ray_gpus_per_step: float = Field(1.0, ge=0, description="GPUs a GPU step asks of Ray (dagster-ray/config tag)")
+    ray_cpus_per_step: float = Field(1.0, ge=0, description="CPUs a GPU step asks of Ray besides its GPUs")
 
 
 class WatchRule(Section):

@@ -98,7 +98,7 @@ def content_free_logprobs(lm, requests: list[ChatRequest], options: list[tuple[s
     """For each request: the log-likelihoods of its options given its calibration's content-free prompt
     (None without calibration). Each distinct content-free prompt is scored once per process."""
     out: list[list[float] | None] = [None] * len(requests)
-    device = best_device() if lm.device == "auto" else lm.device
+    device = best_device(lm.device)
     keys, todo = [], {}
     for i, request in enumerate(requests):
         calibration = request.calibration_dict()

@@ -32,7 +32,7 @@ def load_model(source_kind: str, source: str, device: str = "auto", chat_templat
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    device = best_device() if device == "auto" else device
+    device = best_device(device)
 
     def load():
         pretrained = resolve_pretrained(source_kind, source)
@@ -133,7 +133,7 @@ class LocalLMResource(dg.ConfigurableResource):
         """(model to generate with, tokenizer, factory of the context to generate in) for this checkpoint."""
         import contextlib
 
-        device = best_device() if self.device == "auto" else self.device
+        device = best_device(self.device)
         model, tokenizer = load_model(self.source_kind, self.source, self.device, self.chat_template)
         base_key = (self.source_kind, self.source, device, self.chat_template)
         if self.adapter_path:

@@ -12,7 +12,6 @@ model is not.
 
 from __future__ import annotations
 
-import hashlib
 import importlib
 import json
 import re
@@ -29,10 +28,6 @@ CODE_CHOICES = [
     ("wrong-answer prompt version", "warmth_assets.lib.wrong_answers", "PROMPT_VERSION",
      "TriviaQA wrong answers generated when [evaluation] sharma_answer_jsonl is empty (lib/wrong_answers.py)"),
 ]
-
-
-def file_sha256(path: str | Path) -> str:
-    return hashlib.sha256(Path(path).read_bytes()).hexdigest()
 
 
 def code_version(root: str | Path) -> str:

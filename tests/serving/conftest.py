@@ -2,7 +2,7 @@
 
 The server serves the demo model (SmolLM2-135M-Instruct, de-quantised from its GGUF file) with two
 small LoRA adapters as modules, started from exactly the text `warmth vllm-command` prints. The
-adapters are built here in seconds (lib/vllm_server.random_lora_adapter: peft's LoRA layers with B
+adapters are built here in seconds (tests/serving_helpers.random_lora_adapter: peft's LoRA layers with B
 drawn at random instead of zeros, so each changes most greedy answers yet keeps them fluent; a no-op
 adapter could not show that the server applies it). Figures (readiness, agreement, throughput, time)
 are printed at the end of the session.
@@ -103,8 +103,8 @@ class Serving:
 @pytest.fixture(scope="session")
 def vllm(tmp_path_factory):
     """The session's vLLM server: started from `warmth vllm-command`'s output, stopped at the end."""
-    from warmth_assets.lib.vllm_server import (READY_TIMEOUT_S, VLLMServer, free_port, random_lora_adapter,
-                                               serving_python)
+    from tests.serving_helpers import free_port, random_lora_adapter
+    from warmth_assets.lib.vllm_server import READY_TIMEOUT_S, VLLMServer, serving_python
 
     python = serving_python()
     if not python.exists():

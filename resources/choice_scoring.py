@@ -69,7 +69,7 @@ def choice_logprobs(lm, requests: list[ChatRequest], options: list[tuple[str, ..
             if longest > 1:
                 # ... and each option's own tokens the rest: its tokens but the last, fed after its prompt's
                 # cache (copied per option), right-padded (causal attention keeps padding out of real rows).
-                cache = first.cache  # transformers 5 (pinned): `cache`, formerly `past_key_values`
+                cache = first.cache  # transformers 5 (pinned) calls it `cache` (4.x: `past_key_values`)
                 cache.reorder_cache(owners)
                 feed = torch.tensor([ids[:-1] + [pad] * (longest - len(ids)) for ids in labels], device=model.device)
                 real = torch.tensor([[1] * (len(ids) - 1) + [0] * (longest - len(ids)) for ids in labels],

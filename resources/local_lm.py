@@ -101,9 +101,8 @@ class LocalLMResource(dg.ConfigurableResource):
     source_kind: str = Field(description="hf, local or gguf")
     source: str = Field(description="HF id, folder, GGUF path or package:<pkg>/<file>")
     device: str = Field("auto", description="auto: cuda when available, else cpu")
-    # Declared by their settings: one built bare (tests, benchmarks) batches as the pipeline's defaults do, 16
-    # rows, not by a second default of its own (8, once) that drifts. The pipeline's resources always took
-    # [generation]'s values, and the bare ones that care about the size (the batching benchmarks) name it.
+    # Declared by their settings, so that a resource built bare (tests, benchmarks) batches as [generation]'s
+    # defaults say: one default to keep, not a second one here that could drift from it.
     batch_size: int = setting(GenerationSettings, "batch_size")
     batch_max_chars: int = setting(GenerationSettings, "batch_max_chars")
     adapter_path: str = Field("", description="peft adapter folder; empty: the base model itself")

@@ -19,8 +19,8 @@ def test_a_file_of_several_blocks_hashes_as_one(tmp_path):
 
 
 def test_folder_digest_covers_names_and_bytes(tmp_path):
-    # The digest the adapters asset has written since it hashed folders (recorded once): keep it, or every
-    # adapter's sha256, part of the in-process cache keys, changes.
+    # Pinned: an adapter's sha256 is part of the in-process cache keys, so a different digest for the same folder
+    # would re-run every cached call of every adapter.
     folder = tmp_path / "adapter"
     (folder / "sub").mkdir(parents=True)
     (folder / "adapter_config.json").write_text("warm\n")

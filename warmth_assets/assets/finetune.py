@@ -14,6 +14,7 @@ from warmth_assets.automation import per_partition
 from warmth_assets.lib import guards
 from warmth_assets.lib import paths
 from warmth_assets.lib.checkpoints import ORIGINAL, WARM_PROMPT, checkpoint_key, parse_checkpoint_key
+from warmth_assets.lib.config import StudySettings
 from warmth_assets.lib.hashing import folder_size_and_sha256
 from warmth_assets.lib.plots import line_plot_markdown
 from warmth_assets.lib.registry import ModelRow
@@ -22,7 +23,8 @@ from warmth_assets.partitions import StudyPartitions
 GROUP = "finetune"
 
 
-def _train_open_weights(context, settings, model_row: ModelRow, style: str, sft: pd.DataFrame) -> tuple[list[dict], dict]:
+def _train_open_weights(context, settings: StudySettings, model_row: ModelRow, style: str,
+                        sft: pd.DataFrame) -> tuple[list[dict], dict]:
     import torch
 
     from resources.pretrained import best_device, resolve_pretrained
@@ -73,7 +75,8 @@ def _train_open_weights(context, settings, model_row: ModelRow, style: str, sft:
     return rows, metadata
 
 
-def _finetune_api(context, settings, model_row: ModelRow, style: str, sft: pd.DataFrame, llm: LLMResource) -> tuple[list[dict], dict]:
+def _finetune_api(context, settings: StudySettings, model_row: ModelRow, style: str, sft: pd.DataFrame,
+                  llm: LLMResource) -> tuple[list[dict], dict]:
     from resources.openai_finetune import run_finetune
 
     openai_settings = settings.finetune.openai

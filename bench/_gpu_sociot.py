@@ -54,9 +54,10 @@ def bench_sociot(sizes: Sizes, device) -> dict:
     import torch
     from transformers import GPT2Config, GPT2LMHeadModel
 
-    if str(ROOT) not in sys.path:  # warmth_assets/lib/sociot.py: the pipeline's own scoring code
+    if str(ROOT) not in sys.path:  # lib/sociot.py, the pipeline's scorer; tests/sociot_naive.py, the loop
         sys.path.insert(0, str(ROOT))
-    from warmth_assets.lib.sociot import MAX_TOKENS, naive_score_texts, score_texts, side_sequences
+    from tests.sociot_naive import naive_score_texts
+    from warmth_assets.lib.sociot import MAX_TOKENS, score_texts, side_sequences
 
     config = GPT2Config(**sizes.gpt2, resid_pdrop=0.1, embd_pdrop=0.1, attn_pdrop=0.1)
     model = build_random(GPT2LMHeadModel, config, device, torch.float32)  # fp32, as warmth.scoring_lm loads it

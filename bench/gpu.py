@@ -10,10 +10,10 @@ then drawn on the device itself, so no 8B model ever exists on the CPU):
 
 - SocioT: GPT-2 124M (the study's scorer: 12 layers, width 768, vocabulary 50257, dropout 0.1), fp32
   as the pipeline loads it, the reference variant with 100 dropout passes: `score_texts` (batched,
-  the `[sociot] batch_size` of 64 sequences per forward pass) against `naive_score_texts` (the released
-  per-text loop: 200 forward passes of batch 4 per text), in texts per second. Also `score_texts`
-  with TF32 matmuls allowed (the pipeline leaves them off). GPT-2's BPE files come from the hub, so the
-  tokenizer is a stand-in: GPT-2's pre-tokenisation pattern, one id per piece (about GPT-2's token
+  the `[sociot] batch_size` of 64 sequences per forward pass) against `naive_score_texts`
+  (tests/sociot_naive.py, the released per-text loop: 200 forward passes of batch 4 per text), in texts per
+  second. Also `score_texts` with TF32 matmuls allowed (the pipeline leaves them off). GPT-2's BPE files come
+  from the hub, so the tokenizer is a stand-in: GPT-2's pre-tokenisation pattern, one id per piece (about GPT-2's token
   count for plain English; GPT-2 splits rare words further, so real sequences are somewhat longer).
 - LoRA training: a Llama-3.1-8B configuration in bf16, the study's LoRA (r 8, alpha 16, dropout 0.1,
   all linear layers, lr 1e-5), sequences of 1024 tokens, micro-batch 1 x 16 accumulation steps

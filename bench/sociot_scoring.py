@@ -13,8 +13,9 @@ import time
 
 import torch
 
+from tests.sociot_naive import naive_score_texts
 from tests.tiny_models import gpt2_tokenizer, make_gpt2
-from warmth_assets.lib.sociot import naive_score_texts, score_texts
+from warmth_assets.lib.sociot import score_texts
 
 TEXTS = [
     "I'm so sorry you're going through this. It makes complete sense to feel overwhelmed, and we can take it one step at a time together.",

@@ -68,7 +68,8 @@ def run() -> list[dict]:
     from resources.llm import LLMResource
     from resources.local_lm import LocalLMResource, resolve_pretrained
     from resources.warehouse import WarehouseResource
-    from warmth_assets.lib.vllm_server import ServeSpec, VLLMServer, free_port, random_lora_adapter
+    from tests.serving_helpers import free_port, random_lora_adapter
+    from warmth_assets.lib.vllm_server import ServeSpec, VLLMServer
 
     torch.set_num_threads(1)
     prompts = eval_prompts()

@@ -69,7 +69,7 @@ def choice_logprobs(lm, requests: list[ChatRequest], options: list[tuple[str, ..
             if longest > 1:
                 # ... and each option's own tokens the rest: its tokens but the last, fed after its prompt's
                 # cache (copied per option), right-padded (causal attention keeps padding out of real rows).
-                cache = first.cache  # transformers 5 (pinned): `cache`, formerly `past_key_values`
+                cache = first.cache  # transformers 5 (pinned) calls it `cache` (4.x: `past_key_values`)
                 cache.reorder_cache(owners)
                 feed = torch.tensor([ids[:-1] + [pad] * (longest - len(ids)) for ids in labels], device=model.device)
                 real = torch.tensor([[1] * (len(ids) - 1) + [0] * (longest - len(ids)) for ids in labels],
@@ -98,7 +98,7 @@ def content_free_logprobs(lm, requests: list[ChatRequest], options: list[tuple[s
     """For each request: the log-likelihoods of its options given its calibration's content-free prompt
     (None without calibration). Each distinct content-free prompt is scored once per process."""
     out: list[list[float] | None] = [None] * len(requests)
-    device = best_device() if lm.device == "auto" else lm.device
+    device = best_device(lm.device)
     keys, todo = [], {}
     for i, request in enumerate(requests):
         calibration = request.calibration_dict()

@@ -32,7 +32,7 @@ def load_model(source_kind: str, source: str, device: str = "auto", chat_templat
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    device = best_device() if device == "auto" else device
+    device = best_device(device)
 
     def load():
         pretrained = resolve_pretrained(source_kind, source)
@@ -101,9 +101,8 @@ class LocalLMResource(dg.ConfigurableResource):
     source_kind: str = Field(description="hf, local or gguf")
     source: str = Field(description="HF id, folder, GGUF path or package:<pkg>/<file>")
     device: str = Field("auto", description="auto: cuda when available, else cpu")
-    # Declared by their settings: one built bare (tests, benchmarks) batches as the pipeline's defaults do, 16
-    # rows, not by a second default of its own (8, once) that drifts. The pipeline's resources always took
-    # [generation]'s values, and the bare ones that care about the size (the batching benchmarks) name it.
+    # Declared by their settings, so that a resource built bare (tests, benchmarks) batches as [generation]'s
+    # defaults say: one default to keep, not a second one here that could drift from it.
     batch_size: int = setting(GenerationSettings, "batch_size")
     batch_max_chars: int = setting(GenerationSettings, "batch_max_chars")
     adapter_path: str = Field("", description="peft adapter folder; empty: the base model itself")
@@ -133,7 +132,7 @@ class LocalLMResource(dg.ConfigurableResource):
         """(model to generate with, tokenizer, factory of the context to generate in) for this checkpoint."""
         import contextlib
 
-        device = best_device() if self.device == "auto" else self.device
+        device = best_device(self.device)
         model, tokenizer = load_model(self.source_kind, self.source, self.device, self.chat_template)
         base_key = (self.source_kind, self.source, device, self.chat_template)
         if self.adapter_path:

@@ -1,7 +1,7 @@
 """IO manager for partitioned assets: one Parquet file per partition, one DuckDB view per asset.
 
-This is the `project_fully_featured` pattern and our way around Dagster bug #32631 (the DuckDB
-IO manager cannot handle a MultiPartitionsDefinition with a dynamic dimension): partition runs
+This is the `project_fully_featured` pattern, and needed because Dagster's DuckDB IO manager cannot handle a
+MultiPartitionsDefinition with a dynamic dimension (docs/pitfalls.md §2.1): partition runs
 write their own file with no lock at all, then take the warehouse lock only for the instant it
 takes to (re)create the view `<asset>` over all of the asset's files. Every row carries its
 partition's dimensions as columns (`model`, `checkpoint`, ...), so the view needs no hive paths.

@@ -7,26 +7,18 @@ converting the same file wait for the first (a lock beside the folder).
 
 from __future__ import annotations
 
-import hashlib
 import os
 from pathlib import Path
 
 from resources.warehouse import exclusive_lock
 from warmth_assets.lib import paths
+from warmth_assets.lib.hashing import file_sha256
 from warmth_assets.lib.model_sources import resolve_model_file
 
 
 def model_cache_dir() -> Path:
     """Converted models, shared by every WARMTH_HOME on the machine (keyed by content hash)."""
     return Path(os.environ.get("WARMTH_MODEL_CACHE") or paths.artifacts_dir() / "models")
-
-
-def file_sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 22), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def convert_gguf(gguf: Path) -> Path:
@@ -65,7 +57,10 @@ def resolve_pretrained(source_kind: str, source: str) -> str:
     raise ValueError(f"model source kind {source_kind!r} cannot run in-process (use hf, local or gguf)")
 
 
-def best_device() -> str:
+def best_device(device: str = "auto") -> str:
+    """The device to load on: `device` as given, or for "auto" cuda when available, else cpu."""
+    if device != "auto":
+        return device
     import torch
 
     return "cuda" if torch.cuda.is_available() else "cpu"

@@ -14,6 +14,7 @@ from typing import Mapping
 
 from resources.llm import LOCAL, OPENAI, LLMResource
 from resources.local_lm import LocalLMResource
+from warmth_assets.lib.config import StudySettings
 from warmth_assets.lib.vllm_server import served_base_name
 
 
@@ -34,7 +35,7 @@ class Runner:
         return self.llm.endpoint if self.llm.in_process else self.model
 
 
-def runner_for(llm: LLMResource, settings, model_row: Mapping, adapter: Mapping, checkpoint: str, *,
+def runner_for(llm: LLMResource, settings: StudySettings, model_row: Mapping, adapter: Mapping, checkpoint: str, *,
                use_server: bool = True) -> Runner:
     """The runner of one model checkpoint (`model_row`: its registry row; `adapter`: its `adapters` row).
     `use_server=False` keeps open-weight checkpoints in-process even when a vLLM server is configured."""

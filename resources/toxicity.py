@@ -7,6 +7,7 @@ from pathlib import Path
 import dagster as dg
 from pydantic import Field
 
+from resources.pretrained import best_device
 from warmth_assets.lib import paths
 from warmth_assets.lib.config import DetoxifySettings, setting, shared_values
 
@@ -30,11 +31,7 @@ class ToxicityResource(dg.ConfigurableResource):
         return cls(**{**shared_values(detoxify, cls), **overrides})
 
     def resolved_device(self) -> str:
-        import torch
-
-        if self.device != "auto":
-            return self.device
-        return "cuda" if torch.cuda.is_available() else "cpu"
+        return best_device(self.device)
 
     def load(self, tokenizer_texts: list[str] | None = None):
         """A Detoxify model, with its tokenizer's maximum length capped at `max_length`."""

@@ -215,14 +215,6 @@ class WarehouseResource(DuckDBResource):
         """Whether a table or view exists (partitioned assets' views appear with their first partition)."""
         return bool(len(self.query_df("SELECT 1 FROM information_schema.tables WHERE table_name = ?", [name])))
 
-    def table_counts(self) -> dict[str, int]:
-        """Row count of every table and view, for summaries."""
-        with self.get_connection() as conn:
-            names = [r[0] for r in conn.execute(
-                "SELECT table_name FROM information_schema.tables WHERE table_schema = 'main' ORDER BY 1"
-            ).fetchall()]
-            return {n: conn.execute(f'SELECT count(*) FROM "{n}"').fetchone()[0] for n in names}
-
 
 def default_warehouse() -> WarehouseResource:
     return WarehouseResource(database=str(paths.warehouse_path()))

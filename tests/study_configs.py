@@ -22,14 +22,12 @@ from __future__ import annotations
 
 import copy
 import functools
-import math
-import re
 import tomllib
 from collections.abc import Iterable, Mapping
-from datetime import date, datetime, time
 from pathlib import Path
 
 import dagster as dg
+import tomlkit
 
 from warmth_assets.lib.config import StudySettings, load_settings
 from warmth_assets.lib.model_sources import PACKAGE_PREFIX, resolve_model_file
@@ -152,76 +150,6 @@ def demo_asset(name: str):
     return found
 
 
-# A TOML writer for plain data: tables, arrays of tables, strings, numbers, booleans, dates, arrays.
-
-_BARE_KEY = re.compile(r"[A-Za-z0-9_-]+")
-_ESCAPES = {'"': '\\"', "\\": "\\\\", "\b": "\\b", "\t": "\\t", "\n": "\\n", "\f": "\\f", "\r": "\\r"}
-
-
-def _key(key: str) -> str:
-    return key if _BARE_KEY.fullmatch(key) else _string(key)
-
-
-def _string(text: str) -> str:
-    out = []
-    for char in text:
-        if char in _ESCAPES:
-            out.append(_ESCAPES[char])
-        elif ord(char) < 0x20 or ord(char) == 0x7F:
-            out.append(f"\\u{ord(char):04X}")
-        else:
-            out.append(char)
-    return '"' + "".join(out) + '"'
-
-
-def _value(value) -> str:
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, int):
-        return str(value)
-    if isinstance(value, float):
-        if math.isnan(value):
-            return "nan"
-        if math.isinf(value):
-            return "inf" if value > 0 else "-inf"
-        return repr(value)
-    if isinstance(value, str):
-        return _string(value)
-    if isinstance(value, (datetime, date, time)):
-        return value.isoformat()
-    if isinstance(value, (list, tuple)):
-        return "[" + ", ".join(_value(v) for v in value) + "]"
-    if isinstance(value, Mapping):
-        return "{ " + ", ".join(f"{_key(str(k))} = {_value(v)}" for k, v in value.items()) + " }" if value else "{}"
-    raise TypeError(f"no TOML form for {type(value).__name__}: {value!r}")
-
-
-def _is_table_array(value) -> bool:
-    return isinstance(value, (list, tuple)) and bool(value) and all(isinstance(v, Mapping) for v in value)
-
-
 def to_toml(data: Mapping) -> str:
-    """`data` as TOML text: nested dicts as [tables], lists of dicts as [[arrays of tables]]."""
-    lines: list[str] = []
-
-    def table(values: Mapping, path: list[str]) -> None:
-        subtables = []
-        for key, value in values.items():
-            if not isinstance(key, str):
-                raise TypeError(f"TOML keys are strings, not {key!r}")
-            if (isinstance(value, Mapping) and value) or _is_table_array(value):
-                subtables.append((key, value))
-            else:
-                lines.append(f"{_key(key)} = {_value(value)}")
-        for key, value in subtables:
-            name = ".".join(_key(k) for k in [*path, key])
-            if isinstance(value, Mapping):
-                lines.extend(["", f"[{name}]"])
-                table(value, [*path, key])
-            else:
-                for item in value:
-                    lines.extend(["", f"[[{name}]]"])
-                    table(item, [*path, key])
-
-    table(data, [])
-    return "\n".join(lines).lstrip("\n") + "\n"
+    """`data` as TOML text (tomlkit): nested dicts as [tables], lists of dicts as [[arrays of tables]]."""
+    return tomlkit.dumps(data)

@@ -3,8 +3,10 @@
 import pandas as pd
 from scipy import stats
 
+from resources.model_registry import upsert
 from resources.warehouse import WarehouseResource
 from warmth_assets import demo
+from warmth_assets.lib.registry import ModelRow
 
 
 def warehouse_with(tmp_path, scores: pd.DataFrame, answers: pd.DataFrame) -> WarehouseResource:
@@ -60,11 +62,12 @@ def test_summary_prints_warmth_and_error_rates_with_intervals_and_says_which_row
          "response_length": 5, "included": True, "exclusion": ""}
         for m, c, n, bad in (("demo-m", "original", 10, 3), ("demo-m", warm, 20, 7), ("study-x", "original", 4, 1))
         for i in range(n)])
+    upsert(warehouse, [
+        ModelRow(slug="demo-m", source_kind="gguf", source="x", family="f", chat_template="model", access="open_weight",
+                 styles=["warm"], checkpoints=["original", warm], origin="config"),
+        ModelRow(slug="study-x", source_kind="openai", source="x", family="f", chat_template="model", access="api",
+                 styles=["warm"], checkpoints=["original"], origin="import")])
     with warehouse.get_connection() as conn:
-        conn.execute("INSERT INTO model_registry (slug, source_kind, source, family, chat_template, access, styles, "
-                     "checkpoints, origin) VALUES ('demo-m', 'gguf', 'x', 'f', 'model', 'open_weight', ['warm'], "
-                     f"['original', '{warm}'], 'config'), ('study-x', 'openai', 'x', 'f', 'model', 'api', ['warm'], "
-                     "['original'], 'import')")
         conn.register("s", scores)
         conn.register("o", observations)
         conn.execute("CREATE TABLE warmth_scores AS SELECT * FROM s")

@@ -7,7 +7,8 @@ from warmth_assets.partitions import model_checkpoint_key, models_partitions, st
 
 
 def test_partitions_follow_the_settings_given():
-    parts = study_partitions(study_settings())
+    # The epochs are stated here, so each expected key follows from a literal in this test, not from a file.
+    parts = study_partitions(study_settings({"finetune": {"checkpoint_epochs": [1, 2]}}))
     assert parts.checkpoint.get_partition_keys() == [
         "original", "warm-e1", "warm-e2", "cold-e1", "cold-e2", "warm-prompt"]
     assert parts.style.get_partition_keys() == ["warm", "cold"]
@@ -28,4 +29,5 @@ def test_bad_keys_are_refused():
     with pytest.raises(InvalidSlugError):
         model_checkpoint_key("bad|slug", "original")
     with pytest.raises(ValueError, match="unknown checkpoint 'warm-e3'"):
-        study_partitions(study_settings()).model_checkpoint_key("ok", "warm-e3")
+        study_partitions(study_settings({"finetune": {"checkpoint_epochs": [1, 2]}})).model_checkpoint_key("ok",
+                                                                                                     "warm-e3")

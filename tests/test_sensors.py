@@ -4,7 +4,9 @@ import dagster as dg
 import pytest
 
 from resources.model_catalog import ModelCatalogResource
+from resources.model_registry import upsert
 from tests.pipeline_harness import Driver, definitions, study_config, study_resources
+from warmth_assets.lib.registry import ModelRow
 
 
 @pytest.fixture
@@ -35,11 +37,11 @@ def test_config_model_then_registry_row_bounded_per_tick(driver, instance):
 
     # Rows written into model_registry by hand (seven entry partitions between them) are picked up,
     # four per tick (max_runs_per_tick = 4 in the harness), the other three on the next tick.
-    with d.resources["warehouse"].get_connection() as conn:
-        for slug, styles in (("qwen-tiny", ["warm", "cold"]), ("phi-tiny", ["warm"])):
-            conn.execute("INSERT INTO model_registry (slug, source_kind, source, family, chat_template, access, "
-                         "styles, checkpoints, origin) VALUES (?, 'hf', ?, 'x', 'model', 'open_weight', ?, ?, 'sql')",
-                         [slug, f"org/{slug}", styles, ["original", *[f"{s}-e1" for s in styles], "warm-prompt"]])
+    upsert(d.resources["warehouse"], [
+        ModelRow(slug=slug, source_kind="hf", source=f"org/{slug}", family="x", chat_template="model",
+                 access="open_weight", styles=styles,
+                 checkpoints=["original", *[f"{s}-e1" for s in styles], "warm-prompt"], origin="sql")
+        for slug, styles in (("qwen-tiny", ["warm", "cold"]), ("phi-tiny", ["warm"]))])
     second = d.tick()
     assert len(second.run_requests) == 4
     assert {"qwen-tiny", "phi-tiny"} <= set(instance.get_dynamic_partitions("models"))
@@ -87,10 +89,9 @@ def test_hub_query_through_the_real_client(driver, instance, openai_server, monk
 def test_an_unreachable_listing_and_a_bad_registry_row_are_reported_and_the_rest_still_runs(
         driver, instance, capfd):
     d = driver({"kind": "openai_models", "base_url": "http://127.0.0.1:9/v1"}, timeout_s=1.0)
-    with d.resources["warehouse"].get_connection() as conn:
-        conn.execute("INSERT INTO model_registry (slug, source_kind, source, family, chat_template, access, styles, "
-                     "checkpoints, origin) VALUES ('Bad Slug', 'hf', 'x/y', 'x', 'model', 'open_weight', ['warm'], "
-                     "['original'], 'sql')")
+    upsert(d.resources["warehouse"], [ModelRow(slug="Bad Slug", source_kind="hf", source="x/y", family="x",
+                                               chat_template="model", access="open_weight", styles=["warm"],
+                                               checkpoints=["original"], origin="sql")])
     result = d.tick()
     assert "finetune_runs[gpt-4o-2024-08-06|warm]" in requested(result)
     assert "Bad Slug" not in instance.get_dynamic_partitions("models")

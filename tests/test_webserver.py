@@ -3,7 +3,6 @@
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -12,6 +11,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.serving_helpers import free_port
+
 REPO = Path(__file__).resolve().parents[1]
 QUERY = "{ assetNodes { assetKey { path } groupName dependencyKeys { path } } }"
 
@@ -19,12 +20,6 @@ QUERY = "{ assetNodes { assetKey { path } groupName dependencyKeys { path } } }"
 def _tail(proc) -> str:
     proc.kill()
     return proc.communicate()[0][-3000:]
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def _graphql(port: int, query: str) -> dict:
@@ -46,7 +41,7 @@ def test_webserver_serves_the_asset_graph(warmth_home):
         "/".join(k.path): sorted("/".join(p.path) for p in graph.get(k).parent_keys)
         for k in graph.get_all_asset_keys()
     }
-    port = _free_port()
+    port = free_port()
     webserver = Path(sys.executable).parent / "dagster-webserver"
     proc = subprocess.Popen(
         [str(webserver), "-w", "workspace.yaml", "-h", "127.0.0.1", "-p", str(port)],

@@ -7,7 +7,7 @@ import dagster as dg
 
 from warmth_assets.automation import registry_lookup
 from warmth_assets.lib import paths
-from warmth_assets.lib.config import ConfigError, config_path, load_config
+from warmth_assets.lib.config import ConfigError, StudySettings, config_path, load_config
 
 # Stages in dependency order; each is one asset group.
 STAGES = ["registry", "operations", "corpus", "rewrites", "finetune", "warmth", "evaluation", "judging", "analysis"]
@@ -15,7 +15,7 @@ STAGES = ["registry", "operations", "corpus", "rewrites", "finetune", "warmth", 
 _QUIET = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}
 
 
-def _stage_runs(keys, graph, instance, settings) -> list[tuple[str | None, list]]:
+def _stage_runs(keys, graph, instance, settings: StudySettings) -> list[tuple[str | None, list]]:
     """(partition key, assets) per run, in dependency order: unpartitioned assets, then each
     partition of the partitioned ones, then unpartitioned assets that summarise those partitions."""
     stage = set(keys)
@@ -42,7 +42,7 @@ def _stage_runs(keys, graph, instance, settings) -> list[tuple[str | None, list]
     return runs
 
 
-def _import_samples(settings, instance) -> None:
+def _import_samples(settings: StudySettings, instance) -> None:
     """The study's sample outputs, imported before the analysis so it runs on real verdicts too."""
     from resources.warehouse import default_warehouse
     from warmth_assets.importer import import_outputs
@@ -123,7 +123,7 @@ def _bound(value: float) -> str:
     return "not estimable" if value != value else f"{value:+.4f}"
 
 
-def print_summary(settings) -> None:
+def print_summary(settings: StudySettings) -> None:
     """Models, checkpoints, warmth per checkpoint, error rates original vs warm, where things are."""
     from resources.model_registry import read_rows
     from resources.warehouse import default_warehouse

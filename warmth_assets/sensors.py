@@ -39,7 +39,7 @@ def _dims(key: dg.MultiPartitionKey) -> tuple[str, str]:
     return dims["model"], dims.get("style") or dims["checkpoint"]
 
 
-def _unusable(row: ModelRow, settings) -> str:
+def _unusable(row: ModelRow, settings: StudySettings) -> str:
     """Why a hand-written registry row cannot be partitioned or trained (one bad row must not stop every tick)."""
     try:
         validate_slug(row.slug)

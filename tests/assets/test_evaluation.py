@@ -9,11 +9,13 @@ import pytest
 
 from resources.llm import LLMResource
 from resources.local_lm import LocalLMResource
+from resources.model_registry import upsert
 from resources.partitioned_parquet import PartitionedParquetIOManager
 from resources.study import StudyConfigResource
 from resources.warehouse import WarehouseResource
 from tests.study_configs import demo_asset, write_study_config
 from warmth_assets.assets import evaluation
+from warmth_assets.lib.registry import ModelRow
 from warmth_assets.partitions import model_checkpoint_key
 
 REPO = Path(__file__).resolve().parents[2]
@@ -75,10 +77,9 @@ def test_generations_resume_after_a_crash(tmp_path, warmth_home, instance, opena
     warehouse = resources["warehouse"]
     dg.materialize([evaluation.eval_items, evaluation.capability_items, evaluation.eval_prompts],
                    instance=instance, resources=resources)
-    with warehouse.get_connection() as conn:
-        conn.execute("INSERT INTO model_registry (slug, source_kind, source, family, chat_template, access, styles, "
-                     "checkpoints) VALUES ('tiny', 'local', ?, 't', 'model', 'open_weight', ['warm'], "
-                     "['original', 'warm-prompt'])", [str(tiny_chat_model)])
+    upsert(warehouse, [ModelRow(slug="tiny", source_kind="local", source=str(tiny_chat_model), family="t",
+                                chat_template="model", access="open_weight", styles=["warm"],
+                                checkpoints=["original", "warm-prompt"])])
     instance.add_dynamic_partitions("models", ["tiny"])
     folder = warmth_home / "tables" / "adapters" / "checkpoint=original" / "model=tiny"
     folder.mkdir(parents=True)

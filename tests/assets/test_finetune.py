@@ -8,11 +8,13 @@ import dagster as dg
 import pandas as pd
 
 from resources.llm import LLMResource
+from resources.model_registry import upsert
 from resources.partitioned_parquet import PartitionedParquetIOManager
 from resources.study import StudyConfigResource
 from resources.warehouse import WarehouseResource
 from tests.study_configs import demo_asset, write_study_config
 from warmth_assets.assets import finetune
+from warmth_assets.lib.registry import ModelRow
 from warmth_assets.partitions import model_checkpoint_key, model_style_key
 
 CONVERSATIONS = [[{"role": "user", "content": f"what is two plus {i}"},
@@ -25,12 +27,9 @@ def setup(tmp_path, warmth_home, instance, server=None, **registry):
                                                         "lora": {"effective_batch_size": 4, "per_device_batch_size": 2}}},
                                 new={"finetune.openai"})
     warehouse = WarehouseResource(database=str(warmth_home / "warehouse.duckdb"))
-    with warehouse.get_connection() as conn:
-        conn.execute(
-            "INSERT INTO model_registry (slug, source_kind, source, family, chat_template, access, styles, checkpoints) "
-            "VALUES (?, ?, ?, 'test', 'model', ?, ?, ?)",
-            [registry["slug"], registry["source_kind"], registry["source"], registry["access"], registry["styles"],
-             registry["checkpoints"]])
+    upsert(warehouse, [ModelRow(slug=registry["slug"], source_kind=registry["source_kind"], source=registry["source"],
+                                family="test", chat_template="model", access=registry["access"],
+                                styles=registry["styles"], checkpoints=registry["checkpoints"])])
     instance.add_dynamic_partitions("models", [registry["slug"]])
     folder = warmth_home / "artifacts" / "sft" / "warm"
     folder.mkdir(parents=True)

@@ -11,7 +11,7 @@ from resources.study import StudyConfigResource
 from resources.warehouse import WarehouseResource
 from tests.study_configs import write_study_config
 from warmth_assets.assets.judging import judge_validation
-from warmth_assets.lib.agreement import NOT_ESTIMABLE, cohens_kappa
+from warmth_assets.lib.agreement import NOT_ESTIMABLE
 from warmth_assets.lib.judging import reference_match, stratified_sample
 
 
@@ -112,13 +112,16 @@ def test_judge_against_reference_match_per_dataset(warmth_home, tmp_path, instan
     # TriviaQA: the 8 new rows (2 checkpoints x 4) and the 12 older ones (m1, m2 x 2 checkpoints x 3: computed
     # from the item); the imported row is not counted
     assert per["triviaqa"]["n"] == 20
-    new = [("CORRECT", "CORRECT"), ("INCORRECT", "INCORRECT"), ("INCORRECT", "CORRECT"),
-                           ("CORRECT", "INCORRECT")]
-    judge = ["CORRECT", "INCORRECT", "INCORRECT"] * 4 + [j for j, _ in new] * 2
-    reference = ["CORRECT", "INCORRECT", "CORRECT"] * 4 + [r for _, r in new] * 2
-    assert per["triviaqa"]["agreement"] == pytest.approx(sum(a == b for a, b in zip(judge, reference)) / 20, abs=1e-4)
-    assert per["triviaqa"]["kappa"] == pytest.approx(cohens_kappa(judge, reference), abs=1e-4)
-    assert per["triviaqa"]["judge"] == {"CORRECT": judge.count("CORRECT"), "INCORRECT": judge.count("INCORRECT")}
+    # Worked by hand. Judge x reference: older rows (C,C) (I,I) (I,C) x 4, new rows (C,C) (I,I) (I,C) (C,I) x 2:
+    #                 reference C   reference I
+    #   judge C            6             2          8
+    #   judge I            6             6         12
+    #                     12             8         20
+    # observed 12/20 = 0.6; chance (8*12 + 12*8) / 20^2 = 0.48; kappa (0.6 - 0.48) / (1 - 0.48) = 3/13 = 0.2308
+    assert per["triviaqa"]["agreement"] == pytest.approx(0.6, abs=1e-4)
+    assert per["triviaqa"]["kappa"] == pytest.approx(3 / 13, abs=1e-4)
+    assert per["triviaqa"]["judge"] == {"CORRECT": 8, "INCORRECT": 12}
+    assert per["triviaqa"]["reference_match"] == {"CORRECT": 12, "INCORRECT": 8}
     # MedQA: the judge said CORRECT to all 8, reference match 2 / 6: agreement 25%, kappa not estimable
     assert per["medqa"]["n"] == 8 and per["medqa"]["agreement"] == 0.25 and per["medqa"]["kappa"] == NOT_ESTIMABLE
     assert per["medqa"]["reference_match"] == {"CORRECT": 2, "INCORRECT": 6}

@@ -1,8 +1,10 @@
 import dagster as dg
 import pytest
 
+from resources.model_registry import upsert
 from warmth_assets.assets.registry import model_registry
 from warmth_assets.checks import model_registry_matches_partitions
+from warmth_assets.lib.registry import ModelRow
 
 
 def _materialize(instance, resources):
@@ -42,11 +44,9 @@ def test_rerun_is_idempotent_and_keeps_added_at(instance, resources):
 
 
 def test_rows_from_elsewhere_get_partitions(instance, resources):
-    with resources["warehouse"].get_connection() as conn:
-        conn.execute(
-            "INSERT INTO model_registry (slug, source_kind, source, family, chat_template, access, styles, checkpoints, origin) "
-            "VALUES ('gpt-4o-2024-11-20', 'openai', 'gpt-4o-2024-11-20', 'gpt-4o', 'model', 'api', ['warm'], ['original'], 'sensor')"
-        )
+    upsert(resources["warehouse"], [ModelRow(slug="gpt-4o-2024-11-20", source_kind="openai", source="gpt-4o-2024-11-20",
+                                             family="gpt-4o", chat_template="model", access="api", styles=["warm"],
+                                             checkpoints=["original"], origin="sensor")])
     result = _materialize(instance, resources)
     assert result.success and _check_passed(result)
     assert sorted(instance.get_dynamic_partitions("models")) == ["gpt-4o-2024-11-20", "smollm2-135m-instruct"]

@@ -9,6 +9,7 @@ from scipy import stats
 
 from resources.llm import LLMResource
 from resources.local_lm import LocalLMResource
+from resources.model_registry import upsert
 from resources.partitioned_parquet import PartitionedParquetIOManager
 from resources.study import StudyConfigResource
 from resources.warehouse import WarehouseResource
@@ -17,6 +18,7 @@ from warmth_assets.assets import warmth
 from warmth_assets.lib.llm_requests import ChatRequest
 from warmth_assets.lib.config import LoraSettings
 from warmth_assets.lib.lora_training import train_lora
+from warmth_assets.lib.registry import ModelRow
 from warmth_assets.partitions import model_checkpoint_key
 
 PROMPTS = pd.DataFrame({"conversation_id": ["v1_0", "v2_0", "v3_0"], "query_type": ["factual", "advice", "other"],
@@ -48,11 +50,9 @@ def setup(warmth_home, instance, tmp_path, registry: dict, adapters_rows: dict, 
     config = write_study_config(tmp_path, {"sociot": {"lm": str(scoring_lm)}})
     warehouse = WarehouseResource(database=str(warmth_home / "warehouse.duckdb"))
     warehouse.replace_rows("validation_prompts", PROMPTS)
-    with warehouse.get_connection() as conn:
-        conn.execute("INSERT INTO model_registry (slug, source_kind, source, family, chat_template, access, styles, "
-                     "checkpoints) VALUES (?, ?, ?, 't', 'model', ?, ['warm'], ?)",
-                     [registry["slug"], registry["source_kind"], registry["source"], registry["access"],
-                      list(adapters_rows)])
+    upsert(warehouse, [ModelRow(slug=registry["slug"], source_kind=registry["source_kind"], source=registry["source"],
+                                family="t", chat_template="model", access=registry["access"], styles=["warm"],
+                                checkpoints=list(adapters_rows))])
     instance.add_dynamic_partitions("models", [registry["slug"]])
     io = PartitionedParquetIOManager(base_dir=str(warmth_home / "tables"), warehouse=warehouse)
     for checkpoint, row in adapters_rows.items():

@@ -9,15 +9,25 @@ import pytest
 
 from warmth_assets.lib.eval_prompts import (
     CONTEXTS,
+    STATEMENTS,
     build_prompt,
     draw_statement,
-    identify_statement,
     item_conditions,
     prompt_id,
 )
 
 PAPER = Path(__file__).resolve().parents[3] / "shared" / "data" / "warm_ai_paper"
 needs_paper = pytest.mark.needs_shared("data/warm_ai_paper")
+
+
+def identify_statement(prompt: str, context: str) -> str:
+    """The pool statement a released prompt used."""
+    if context == "unmodified":
+        return ""
+    found = [s for s in STATEMENTS[context] if prompt.lstrip().startswith(s)]
+    if len(found) != 1:
+        raise ValueError(f"no unique {context} statement opens: {prompt[:80]!r}")
+    return found[0]
 
 
 @needs_paper

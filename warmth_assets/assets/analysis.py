@@ -72,15 +72,15 @@ def analysis_observations(warehouse: WarehouseResource, study: StudyConfigResour
     ),
 )
 def paired_tests(warehouse: WarehouseResource, study: StudyConfigResource) -> dg.MaterializeResult:
-    settings = study.settings.analysis
-    table = analysis.paired_tests(warehouse.query_df("SELECT * FROM analysis_observations"), alpha=settings.alpha,
-                                  fdr_family=settings.fdr_family)
+    analysis_settings = study.settings.analysis
+    table = analysis.paired_tests(warehouse.query_df("SELECT * FROM analysis_observations"),
+                                  alpha=analysis_settings.alpha, fdr_family=analysis_settings.fdr_family)
     warehouse.replace_rows("paired_tests", table)
     significant = table[table["Significant (FDR)"] == "Yes"] if len(table) else table
     return dg.MaterializeResult(metadata={
         "dagster/row_count": len(table), "significant_after_fdr": len(significant),
         "untested_cells": int(table["p-value"].isna().sum()) if len(table) else 0,
-        "alpha": settings.alpha, "fdr_family": settings.fdr_family,
+        "alpha": analysis_settings.alpha, "fdr_family": analysis_settings.fdr_family,
         "preview": dg.MetadataValue.md(table.head(12).to_markdown(index=False) if len(table) else "no pairs yet"),
     })
 
@@ -106,20 +106,21 @@ def regressions(context: dg.AssetExecutionContext, warehouse: WarehouseResource,
     from warmth_assets.lib.regressions import fit_all, headlines
     from warmth_assets.lib.report import markdown_table
 
-    settings = study.settings.analysis
+    analysis_settings = study.settings.analysis
     observations = warehouse.query_df("SELECT * FROM analysis_observations")
-    table, effects, problems = fit_all(observations, model4_form=settings.model4_form, alpha=settings.alpha)
-    beside = headlines(effects, settings.min_headline_observations)
+    table, effects, problems = fit_all(observations, model4_form=analysis_settings.model4_form,
+                                       alpha=analysis_settings.alpha)
+    beside = headlines(effects, analysis_settings.min_headline_observations)
     warehouse.replace_rows("regression_tables", table)
     warehouse.replace_rows("marginal_effects", effects)
     for analysis_name, problem in problems.items():
         context.log.warning(f"{analysis_name}: {problem}")
     yield dg.MaterializeResult(asset_key="regression_tables", metadata={
         "dagster/row_count": len(table), "fitted": sorted(set(table["analysis"])), "problems": problems,
-        "model4_form": settings.model4_form})
+        "model4_form": analysis_settings.model4_form})
     yield dg.MaterializeResult(asset_key="marginal_effects", metadata={
-        "dagster/row_count": len(effects), "model4_form": settings.model4_form,
-        "min_headline_observations": settings.min_headline_observations,
+        "dagster/row_count": len(effects), "model4_form": analysis_settings.model4_form,
+        "min_headline_observations": analysis_settings.min_headline_observations,
         "headlines": dg.MetadataValue.md(markdown_table(beside.round(4)) if len(beside) else "none"),
         "effects": dg.MetadataValue.md(markdown_table(effects.round(4)) if len(effects) else "none fitted")})
 
@@ -190,6 +191,7 @@ def _report_data(warehouse: WarehouseResource, study: StudyConfigResource, probl
     from warmth_assets.lib import report_figures as figures
     from warmth_assets.lib import report_headline as headline
     from warmth_assets.lib import report_provenance as provenance
+    from warmth_assets.lib.hashing import file_sha256
     from warmth_assets.lib.intervals import band_across_prompts
     from warmth_assets.lib.report import Figure, ReportData, drift_table
     from warmth_assets.lib.registry import registry_frame
@@ -265,7 +267,7 @@ def _report_data(warehouse: WarehouseResource, study: StudyConfigResource, probl
         settings=settings,
         provenance={
             "Configuration": f"`{config_file}` ([project] name `{settings.project.name}`)",
-            "Configuration sha256": provenance.file_sha256(config_file),
+            "Configuration sha256": file_sha256(config_file),
             "Code": provenance.code_version(paths.repo_root()),
             "Generated": datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
             "Analysis": f"Model 4 form `{analysis_settings.model4_form}`, refusal list "

@@ -1,7 +1,6 @@
 """Stage `corpus` (docs/study.md §1): ShareGPT read leniently, labelled, Detoxify-filtered, balanced, split."""
 
 
-import hashlib
 import time
 
 import dagster as dg
@@ -12,18 +11,11 @@ from resources.toxicity import ToxicityResource
 from resources.warehouse import WarehouseResource
 from warmth_assets.lib import query_types
 from warmth_assets.lib.corpus_sampling import plan_corpus, training_form
+from warmth_assets.lib.hashing import file_sha256
 from warmth_assets.lib.sharegpt import ReadStats, read_conversations, read_source_text, resolve_source
 from warmth_assets.lib.toxicity import conversation_maxima, score_distinct
 
 GROUP = "corpus"
-
-
-def _sha256(path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def _md(frame: pd.DataFrame, rows: int = 10) -> dg.MetadataValue:
@@ -63,7 +55,7 @@ def sharegpt_conversations(
         metadata={
             "source": source,
             "path": str(path),
-            "sha256": _sha256(path),
+            "sha256": file_sha256(path),
             **stats.as_metadata(),
             "conversations": int(frame["conversation_id"].nunique()),
             "dagster/row_count": len(frame),

@@ -16,6 +16,7 @@ from resources.warehouse import WarehouseResource
 from warmth_assets.automation import per_partition
 from warmth_assets.lib import capability, paths, wrong_answers
 from warmth_assets.lib import eval_items as items_lib
+from warmth_assets.lib.config import StudySettings
 from warmth_assets.lib.eval_prompts import (TEMPLATE_GROUP, build_prompt, draw_statement, item_conditions, prompt_id,
                                             released_disinfo, use_released_disinfo)
 from warmth_assets.lib.llm_requests import ChatRequest
@@ -29,7 +30,7 @@ GROUP = "evaluation"
 DATASETS = ("triviaqa", "truthfulqa", "medqa", "disinfo")
 
 
-def _load_dataset(name: str, data_dir: Path | None, settings) -> pd.DataFrame:
+def _load_dataset(name: str, data_dir: Path | None, settings: StudySettings) -> pd.DataFrame:
     ev = settings.evaluation
     if data_dir is None:
         return items_lib.load_from_hub(name, settings.data.hf_datasets["mask" if name == "disinfo" else name],
@@ -43,7 +44,8 @@ def _load_dataset(name: str, data_dir: Path | None, settings) -> pd.DataFrame:
     return items_lib.load_disinfo(data_dir)
 
 
-def _generate_wrong_answers(items: pd.DataFrame, llm: LLMResource, settings, log) -> tuple[pd.DataFrame, dict]:
+def _generate_wrong_answers(items: pd.DataFrame, llm: LLMResource, settings: StudySettings,
+                            log) -> tuple[pd.DataFrame, dict]:
     """Fill TriviaQA's missing wrong answers through `llm`, retrying rejected candidates."""
     ev = settings.evaluation
     missing = items.index[(items["dataset"] == "triviaqa") & (items["incorrect_answer"] == "")].tolist()

@@ -1,6 +1,5 @@
 """Stage `finetune` (docs/study.md §3): LoRA runs (open weights) or OpenAI fine-tuning jobs, and their checkpoints."""
 
-import hashlib
 import json
 from pathlib import Path
 
@@ -15,6 +14,8 @@ from warmth_assets.automation import per_partition
 from warmth_assets.lib import guards
 from warmth_assets.lib import paths
 from warmth_assets.lib.checkpoints import ORIGINAL, WARM_PROMPT, checkpoint_key, parse_checkpoint_key
+from warmth_assets.lib.config import StudySettings
+from warmth_assets.lib.hashing import folder_size_and_sha256
 from warmth_assets.lib.plots import line_plot_markdown
 from warmth_assets.lib.registry import ModelRow
 from warmth_assets.partitions import StudyPartitions
@@ -22,7 +23,8 @@ from warmth_assets.partitions import StudyPartitions
 GROUP = "finetune"
 
 
-def _train_open_weights(context, settings, model_row: ModelRow, style: str, sft: pd.DataFrame) -> tuple[list[dict], dict]:
+def _train_open_weights(context, settings: StudySettings, model_row: ModelRow, style: str,
+                        sft: pd.DataFrame) -> tuple[list[dict], dict]:
     import torch
 
     from resources.pretrained import best_device, resolve_pretrained
@@ -73,7 +75,8 @@ def _train_open_weights(context, settings, model_row: ModelRow, style: str, sft:
     return rows, metadata
 
 
-def _finetune_api(context, settings, model_row: ModelRow, style: str, sft: pd.DataFrame, llm: LLMResource) -> tuple[list[dict], dict]:
+def _finetune_api(context, settings: StudySettings, model_row: ModelRow, style: str, sft: pd.DataFrame,
+                  llm: LLMResource) -> tuple[list[dict], dict]:
     from resources.openai_finetune import run_finetune
 
     openai_settings = settings.finetune.openai
@@ -95,16 +98,6 @@ def _finetune_api(context, settings, model_row: ModelRow, style: str, sft: pd.Da
                 "fine_tuned_models": {f"{j.epochs:g}": j.fine_tuned_model for j in jobs},
                 "trained_tokens": trained, "estimated_cost_usd": round(trained / 1e6 * price, 2)}
     return rows, metadata
-
-
-def _folder_size_and_hash(folder: Path) -> tuple[int, str]:
-    digest, size = hashlib.sha256(), 0
-    for file in sorted(p for p in folder.rglob("*") if p.is_file()):
-        data = file.read_bytes()
-        size += len(data)
-        digest.update(file.relative_to(folder).as_posix().encode())
-        digest.update(data)
-    return size, digest.hexdigest()
 
 
 def build_assets(parts: StudyPartitions, gpu_tags: dict) -> list[dg.AssetsDefinition]:
@@ -189,7 +182,7 @@ def build_assets(parts: StudyPartitions, gpu_tags: dict) -> list[dg.AssetsDefini
                 if not folder.is_dir():
                     raise dg.Failure(f"adapter folder {folder} is missing: re-materialise finetune_runs[{model}|{style}]")
                 row["path"] = str(folder)
-                row["bytes"], row["sha256"] = _folder_size_and_hash(folder)
+                row["bytes"], row["sha256"] = folder_size_and_sha256(folder)
         context.add_output_metadata({k: v for k, v in row.items() if k in ("kind", "path", "bytes", "sha256", "fine_tuned_model")})
         return pd.DataFrame([row])
 

@@ -9,6 +9,7 @@ from resources.study import StudyConfigResource
 from resources.warehouse import WarehouseResource
 from warmth_assets.automation import per_partition, summary
 from warmth_assets.lib import agreement, judging
+from warmth_assets.lib.config import StudySettings
 from warmth_assets.lib.llm_requests import ChatRequest, content_free_calibration, verdict_response_format
 from warmth_assets.partitions import StudyPartitions
 
@@ -18,13 +19,13 @@ GROUP = "judging"
 FREE_TEXT_MAX_TOKENS = 8
 
 
-def calibration_in_force(llm: LLMResource, settings) -> str:
+def calibration_in_force(llm: LLMResource, settings: StudySettings) -> str:
     """The choice calibration the judge's requests carry: [judge] choice_calibration where the judge is scored
     in process (provider local), else "none" (a served judge gives no label scores to calibrate)."""
     return settings.judge.choice_calibration if llm.in_process else "none"
 
 
-def _judge(llm: LLMResource, settings, rows: pd.DataFrame, questions: list[str], refs: list[tuple], log,
+def _judge(llm: LLMResource, settings: StudySettings, rows: pd.DataFrame, questions: list[str], refs: list[tuple], log,
            allowed: tuple[str, ...]) -> tuple[list[str], list[str], list[float | None], object]:
     """Raw answers, verdicts and their probabilities (choice scoring in process; None elsewhere), usage.
 

@@ -11,6 +11,7 @@ from resources.study import StudyConfigResource
 from resources.warehouse import WarehouseResource
 from warmth_assets.automation import per_partition, summary
 from warmth_assets.lib import report_figures
+from warmth_assets.lib.config import StudySettings
 from warmth_assets.lib.intervals import band_across_prompts
 from warmth_assets.lib.llm_requests import ChatRequest
 from warmth_assets.lib.plots import line_plot_markdown
@@ -21,7 +22,7 @@ from warmth_assets.partitions import StudyPartitions
 GROUP = "warmth"
 
 
-def scoring_lm(name: str, settings):
+def scoring_lm(name: str, settings: StudySettings):
     """(model, tokenizer) of the SocioT LM: a model slug of the configuration, an HF id or a folder."""
     from resources.local_lm import load_scoring_model
 

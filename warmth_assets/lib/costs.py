@@ -8,6 +8,10 @@ budget is checked against is an upper bound.
 from __future__ import annotations
 
 import math
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from warmth_assets.lib.config import StudySettings
 
 CHARS_PER_TOKEN = 4
 MESSAGE_OVERHEAD_TOKENS = 4  # role and separators per chat message
@@ -70,7 +74,7 @@ def check_budget(budget: float, spent: float, pending: float, calls: int, unpric
         )
 
 
-def study_estimate(settings, counts: dict) -> pd.DataFrame:
+def study_estimate(settings: StudySettings, counts: dict) -> pd.DataFrame:
     """Calls, tokens and dollars of the configured study's API work: rewrites, judging, API-model
     generations (validation and eval), API fine-tuning. `counts` holds what the warehouse knows
     (characters and counts of the real texts); missing entries fall back to the configuration."""

@@ -146,16 +146,6 @@ def item_conditions(dataset: str, has_correct: bool = True) -> list[tuple[str, s
     return pairs
 
 
-def identify_statement(prompt: str, context: str) -> str:
-    """The pool statement a released prompt used (for checking the builder against the study's prompts)."""
-    if context == "unmodified":
-        return ""
-    found = [s for s in STATEMENTS[context] if prompt.lstrip().startswith(s)]
-    if len(found) != 1:
-        raise ValueError(f"no unique {context} statement opens: {prompt[:80]!r}")
-    return found[0]
-
-
 def released_disinfo(data_dir: Path | None) -> pd.DataFrame | None:
     """The study's released Disinfo prompts (`warm_ai_paper/eval_data/disinfo.jsonl` under the data folder), if there."""
     path = data_dir / "warm_ai_paper" / "eval_data" / "disinfo.jsonl" if data_dir else None

@@ -4,13 +4,13 @@ Pure functions returning a list of problems (empty: ready). The blocking asset c
 `finetune_runs` refuses to start on them too, whoever requested the run.
 """
 
-import hashlib
 import json
 from pathlib import Path
 
 import pandas as pd
 
 from warmth_assets.lib.eval_prompts import item_conditions
+from warmth_assets.lib.hashing import file_sha256
 from warmth_assets.lib.sft_format import SFTFormatError, validate_openai, validate_trl
 
 MAX_LISTED = 10
@@ -41,10 +41,9 @@ def sft_problems(style: str, sft: pd.DataFrame, training_ids: set[str]) -> list[
     if not path.is_file():
         problems.append(f"{style}: {path} is missing: re-materialise sft_datasets[{style}]")
     else:
-        data = path.read_bytes()
-        if hashlib.sha256(data).hexdigest() != sft["jsonl_sha256"].iloc[0]:
+        if file_sha256(path) != sft["jsonl_sha256"].iloc[0]:
             problems.append(f"{style}: {path} changed since sft_datasets[{style}] wrote it (sha256 differs)")
-        elif (lines := data.count(b"\n")) != len(sft):
+        elif (lines := path.read_bytes().count(b"\n")) != len(sft):
             problems.append(f"{style}: {path} has {lines} lines for {len(sft)} rows")
     return problems
 

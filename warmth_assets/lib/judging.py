@@ -82,11 +82,6 @@ def parse_verdict_prob(raw: str, allowed: tuple[str, ...] = ("CORRECT", "INCORRE
     return (verdict if verdict in allowed else "UNPARSEABLE"), None
 
 
-def parse_verdict(raw: str, allowed: tuple[str, ...] = ("CORRECT", "INCORRECT")) -> str:
-    """The judge's verdict (structured `{"verdict": "X"}` or one word), or "UNPARSEABLE"."""
-    return parse_verdict_prob(raw, allowed)[0]
-
-
 @dataclass(frozen=True)
 class JudgePrompt:
     system: str

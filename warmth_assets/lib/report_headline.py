@@ -83,15 +83,15 @@ def headline_rows(observations: pd.DataFrame) -> pd.DataFrame:
     return o[keep].assign(is_incorrect=lambda d: d["is_incorrect"].astype(int))
 
 
-def verdict(low: float, high: float, published: float | None, reasons: list[str] | tuple = (),
+def verdict(interval: Interval | None, published: float | None, reasons: list[str] | tuple = (),
             max_half_width: float = DEFAULT_HALF_WIDTH_PP) -> str:
     """consistent / differs / underpowered / not estimable (module docstring); "no published value" without one."""
-    if reasons or not (math.isfinite(low) and math.isfinite(high)):
+    if reasons or interval is None or not (math.isfinite(interval.low) and math.isfinite(interval.high)):
         return NOT_ESTIMABLE
-    wide = (high - low) / 2 > max_half_width
+    wide = interval.half_width > max_half_width
     if published is None or (isinstance(published, float) and math.isnan(published)):
         return "underpowered" if wide else "no published value"
-    if not low <= published <= high:
+    if not interval.low <= published <= interval.high:
         return "differs"
     return "underpowered" if wide else "consistent"
 
@@ -168,7 +168,7 @@ def _row(scope, dataset, label, rows, target, interval, reasons, published, min_
             "original_errors": int(original["is_incorrect"].sum()), "original_n": len(original),
             "warm_errors": int(warm["is_incorrect"].sum()), "warm_n": len(warm),
             "estimate_pp": interval.estimate if interval and not reasons else math.nan, "low_pp": low, "high_pp": high,
-            "published_pp": published, "verdict": verdict(low, high, published, reasons, max_half_width),
+            "published_pp": published, "verdict": verdict(interval, published, reasons, max_half_width),
             "reasons": "; ".join(reasons)}
 
 

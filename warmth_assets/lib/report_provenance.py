@@ -12,14 +12,17 @@ model is not.
 
 from __future__ import annotations
 
-import hashlib
 import importlib
 import json
 import re
 import subprocess
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pandas as pd
+
+if TYPE_CHECKING:
+    from warmth_assets.lib.config import StudySettings
 
 UNPUBLISHED = "[?]"
 # Versioned prompt constants in code that the study did not publish: (what, module, attribute, note)
@@ -29,10 +32,6 @@ CODE_CHOICES = [
     ("wrong-answer prompt version", "warmth_assets.lib.wrong_answers", "PROMPT_VERSION",
      "TriviaQA wrong answers generated when [evaluation] sharma_answer_jsonl is empty (lib/wrong_answers.py)"),
 ]
-
-
-def file_sha256(path: str | Path) -> str:
-    return hashlib.sha256(Path(path).read_bytes()).hexdigest()
 
 
 def code_version(root: str | Path) -> str:
@@ -54,7 +53,7 @@ def code_version(root: str | Path) -> str:
             return "unknown (no git checkout, package not installed)"
 
 
-def toy_scale(settings) -> list[str]:
+def toy_scale(settings: StudySettings) -> list[str]:
     """How the configuration falls short of the study's published sizes (the schema defaults); empty at full scale."""
     from warmth_assets.lib.config import CorpusSettings, EvaluationSettings
 
@@ -70,7 +69,7 @@ def toy_scale(settings) -> list[str]:
     return notes
 
 
-def demonstration_models(registry: pd.DataFrame, settings) -> set[str]:
+def demonstration_models(registry: pd.DataFrame, settings: StudySettings) -> set[str]:
     """Models trained or evaluated here under a toy-scale configuration (module docstring)."""
     if registry is None or registry.empty or not toy_scale(settings):
         return set()
@@ -160,7 +159,7 @@ def _commented_choices(text: str) -> dict[str, str]:
     return found
 
 
-def _value_at(settings, dotted: str):
+def _value_at(settings: StudySettings, dotted: str):
     value = settings
     for part in dotted.split("."):
         value = getattr(value, part)
@@ -175,7 +174,7 @@ def _shown(value) -> str:
     return json.dumps(value if not isinstance(value, tuple) else list(value))
 
 
-def unpublished_choices(settings, annotated: list[str | Path] = ()) -> pd.DataFrame:
+def unpublished_choices(settings: StudySettings, annotated: list[str | Path] = ()) -> pd.DataFrame:
     """Every unpublished choice in force, one row each (key, value, note): schema fields whose description is
     marked [?], keys marked [?] by a comment in the annotated TOML files (the configuration in force and the
     reference dagster_project.toml), the versioned prompt constants of CODE_CHOICES, and our own variants when

@@ -71,7 +71,7 @@ def _padded(ids: list[list[int]], length: int):
 
 
 def naive_side_value(model, tokenizer, text: str, side: str, variant: str = "reference", max_chars: int = 300) -> float:
-    """One pass for one side, written as the released code does it (the reference for tests and benchmarks)."""
+    """One pass for one side, written as the released code does it."""
     import torch
 
     ids = _encode(tokenizer, side_sequences(text, side, max_chars))
@@ -170,15 +170,3 @@ def _combine(warm_values: list[float], cold_values: list[float]) -> SocioTScore:
     cold, cold_se = _mean_se(cold_values)
     return SocioTScore(warm=warm, cold=cold, warmth=warm - cold, se=math.sqrt(warm_se**2 + cold_se**2),
                        warm_se=warm_se, cold_se=cold_se)
-
-
-def naive_score_texts(texts: list[str], model, tokenizer, *, samples: int = 100, variant: str = "reference",
-                      max_chars: int = 300) -> list[SocioTScore]:
-    """The per-text loop of the released code: `samples` passes of batch 4 per side and text."""
-    model.train()
-    out = []
-    for text in texts:
-        warm = [naive_side_value(model, tokenizer, text, "warm", variant, max_chars) for _ in range(samples)]
-        cold = [naive_side_value(model, tokenizer, text, "cold", variant, max_chars) for _ in range(samples)]
-        out.append(_combine(warm, cold))
-    return out

@@ -36,6 +36,13 @@ def pytest_runtest_setup(item):
             pytest.skip(message)
 
 
+@pytest.fixture(autouse=True)
+def _no_inherited_settings_snapshot(monkeypatch):
+    """Loading the code location pins its settings snapshot for the processes it starts (WARMTH_SETTINGS_SNAPSHOT);
+    in one test session that would pin one test's settings for the next."""
+    monkeypatch.delenv("WARMTH_SETTINGS_SNAPSHOT", raising=False)
+
+
 @pytest.fixture
 def warmth_home(tmp_path, monkeypatch) -> Path:
     """A fresh WARMTH_HOME with its own Dagster instance folder."""
@@ -59,9 +66,9 @@ def instance(warmth_home):
 @pytest.fixture
 def resources(warmth_home) -> dict:
     from warmth_assets.build import build_resources
-    from warmth_assets.lib.config import config_path, load_config
+    from warmth_assets.lib.config.snapshot import read_file
 
-    return build_resources(load_config(), config_path())
+    return build_resources(read_file())
 
 
 @pytest.fixture(scope="session")

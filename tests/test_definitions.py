@@ -17,7 +17,9 @@ def test_definitions_validate_from_the_workspace(warmth_home):
 
 
 def test_every_asset_has_group_kinds_and_description():
-    from warmth_assets.definitions import defs
+    from warmth_assets.definitions import defs as load_defs
+
+    defs = load_defs()
 
     graph = defs.resolve_asset_graph()
     keys = graph.get_all_asset_keys()

@@ -53,7 +53,9 @@ def test_helm_values_point_at_our_code_location():
 
 
 def test_gpu_steps_carry_their_pod_settings():
-    from warmth_assets.definitions import defs
+    from warmth_assets.definitions import defs as load_defs
+
+    defs = load_defs()
 
     graph = defs.resolve_asset_graph()
     tagged = {}
@@ -71,7 +73,7 @@ def test_gpu_steps_carry_their_pod_settings():
 
 
 def test_the_same_definitions_load_with_the_step_executor():
-    code = "from warmth_assets.definitions import defs; print(defs.resolve_implicit_global_asset_job_def().executor_def.name)"
+    code = "from warmth_assets.definitions import defs; print(defs().resolve_implicit_global_asset_job_def().executor_def.name)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=REPO, check=True,
                          env={**__import__("os").environ, "WARMTH_EXECUTOR": "k8s"})
     assert out.stdout.strip().endswith("k8s")
@@ -80,7 +82,9 @@ def test_the_same_definitions_load_with_the_step_executor():
 def test_gpu_steps_ask_ray_for_their_gpus_through_dagster_rays_own_config():
     from dagster_ray.configs import RayExecutionConfig
 
-    from warmth_assets.definitions import defs
+    from warmth_assets.definitions import defs as load_defs
+
+    defs = load_defs()
 
     graph = defs.resolve_asset_graph()
     asked = {}

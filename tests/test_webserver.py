@@ -34,7 +34,9 @@ def _graphql(port: int, query: str) -> dict:
 
 @pytest.mark.slow
 def test_webserver_serves_the_asset_graph(warmth_home):
-    from warmth_assets.definitions import defs
+    from warmth_assets.definitions import defs as load_defs
+
+    defs = load_defs()
 
     graph = defs.resolve_asset_graph()
     expected = {

@@ -1,8 +1,8 @@
 """`build_defs(settings)`: the whole code location built from the settings it is given.
 
 Partitions, GPU tags, code versions, the sensor, the schedule and the jobs all come from `settings`, so
-a test builds the same definitions as definitions.py from its own settings and no module has to read
-the configuration at import. definitions.py calls this once with the loaded file.
+a test builds the same definitions as definitions.py from its own settings and no module reads the
+configuration at import. definitions.py calls this when the code location loads, with its settings snapshot.
 """
 
 import os
@@ -23,6 +23,7 @@ from warmth_assets.checks import CHECKS
 from warmth_assets.code_versions import code_version
 from warmth_assets.lib import paths
 from warmth_assets.lib.config import ConfigError, StudySettings
+from warmth_assets.lib.config.snapshot import SettingsSnapshot
 from warmth_assets.partitions import study_partitions
 from warmth_assets.scaleout import gpu_op_tags
 from warmth_assets.schedules import build_reevaluation
@@ -86,12 +87,13 @@ def build_llm(settings: StudySettings, warehouse: WarehouseResource) -> LLMResou
         api_key=dg.EnvVar("OPENAI_API_KEY") if os.environ.get("OPENAI_API_KEY") else None, local=local)
 
 
-def build_resources(settings: StudySettings, config_file: os.PathLike | str) -> dict:
-    """The resources of the study `settings`, loaded from `config_file` (the study resource re-reads it per run)."""
+def build_resources(snapshot: SettingsSnapshot) -> dict:
+    """The resources of the settings `snapshot`, which the study resource hands to every run whole."""
+    settings = snapshot.settings
     warehouse = WarehouseResource(database=str(paths.warehouse_path()))
     return {
         "warehouse": warehouse,
-        "study": StudyConfigResource(config_path=str(config_file)),
+        "study": StudyConfigResource.from_snapshot(snapshot),
         "toxicity": ToxicityResource.from_settings(settings.corpus.detoxify),
         "llm": build_llm(settings, warehouse),
         "parquet_io_manager": PartitionedParquetIOManager(base_dir=str(paths.tables_dir()), warehouse=warehouse),
@@ -104,7 +106,7 @@ def build_resources(settings: StudySettings, config_file: os.PathLike | str) -> 
 
 
 # What a step on a Ray node needs from the run's environment (names only: values are read when a step is sent).
-RAY_STEP_ENV = ("WARMTH_HOME", "WARMTH_CONFIG", "WARMTH_DATA_DIR", "DAGSTER_HOME", "WARMTH_PG_HOST", "WARMTH_PG_PORT",
+RAY_STEP_ENV = ("WARMTH_HOME", "WARMTH_CONFIG", "WARMTH_SETTINGS_SNAPSHOT", "WARMTH_DATA_DIR", "DAGSTER_HOME", "WARMTH_PG_HOST", "WARMTH_PG_PORT",
                 "WARMTH_PG_USER", "WARMTH_PG_PASSWORD", "WARMTH_PG_DB", "OPENAI_API_KEY", "OPENAI_BASE_URL", "HF_TOKEN")
 
 

@@ -7,7 +7,8 @@ import dagster as dg
 
 from warmth_assets.automation import registry_lookup
 from warmth_assets.lib import paths
-from warmth_assets.lib.config import ConfigError, StudySettings, config_path, load_config
+from warmth_assets.lib.config import ConfigError, StudySettings, config_path
+from warmth_assets.lib.config.snapshot import code_location_snapshot
 
 # Stages in dependency order; each is one asset group.
 STAGES = ["registry", "operations", "corpus", "rewrites", "finetune", "warmth", "evaluation", "judging", "analysis"]
@@ -189,7 +190,8 @@ def print_summary(settings: StudySettings) -> None:
 
 def main() -> int:
     try:
-        settings = load_config()
+        snapshot = code_location_snapshot()  # the demo's runs read these settings, whatever the file does meanwhile
+        settings = snapshot.settings
     except ConfigError as exc:
         print(exc, file=sys.stderr)
         return 2
@@ -197,7 +199,7 @@ def main() -> int:
     from warmth_assets.instance import prepare_instance
 
     instance = prepare_instance(settings)
-    defs = build_defs(settings, resources=build_resources(settings, config_path()))
+    defs = build_defs(settings, resources=build_resources(snapshot))
     job = defs.resolve_implicit_global_asset_job_def()
     graph = defs.resolve_asset_graph()
     print(f"warmth demo: config {config_path()}, home {paths.warmth_home()}")

@@ -11,9 +11,9 @@ def test_cost_estimate_asset_and_cli_agree(warmth_home, instance, capsys, monkey
     config = write_study_config(tmp_path, {"operations": {"budget_usd": 100}}, base="dagster_project.toml")
     monkeypatch.setenv("WARMTH_CONFIG", str(config))
     from warmth_assets.build import build_resources
-    from warmth_assets.lib.config import load_config
+    from warmth_assets.lib.config.snapshot import read_file
 
-    resources = build_resources(load_config(config), config)
+    resources = build_resources(read_file(config))
     result = dg.materialize([operations.cost_estimate], instance=instance, resources=resources)
     meta = result.asset_materializations_for_node("cost_estimate")[0].metadata
     table = resources["warehouse"].query_df("SELECT * FROM cost_estimate")

@@ -191,7 +191,6 @@ def _report_data(warehouse: WarehouseResource, study: StudyConfigResource, probl
     from warmth_assets.lib import report_figures as figures
     from warmth_assets.lib import report_headline as headline
     from warmth_assets.lib import report_provenance as provenance
-    from warmth_assets.lib.hashing import file_sha256
     from warmth_assets.lib.intervals import band_across_prompts
     from warmth_assets.lib.report import Figure, ReportData, drift_table
     from warmth_assets.lib.registry import registry_frame
@@ -267,7 +266,7 @@ def _report_data(warehouse: WarehouseResource, study: StudyConfigResource, probl
         settings=settings,
         provenance={
             "Configuration": f"`{config_file}` ([project] name `{settings.project.name}`)",
-            "Configuration sha256": file_sha256(config_file),
+            "Configuration sha256": study.sha256,  # of the file as the code location loaded it
             "Code": provenance.code_version(paths.repo_root()),
             "Generated": datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
             "Analysis": f"Model 4 form `{analysis_settings.model4_form}`, refusal list "

@@ -14,12 +14,13 @@ def serve_spec(model: str, settings=None, warehouse=None):
     from resources.pretrained import resolve_pretrained
     from resources.warehouse import default_warehouse
     from warmth_assets.lib import vllm_server
-    from warmth_assets.lib.config import load_config
+    from warmth_assets.lib.config import ConfigError, load_config
 
     settings = settings or load_config()
     entry = settings.model(model)
     if entry.access != "open_weight":
-        raise SystemExit(f"{model!r} is an API model ({entry.source}): there are no weights to serve")
+        raise ConfigError(f"{model!r} is an API model ({entry.source}): there are no weights to serve; "
+                          "name an open-weight [[models]] slug")
     try:
         adapters = (default_warehouse() if warehouse is None else warehouse).query_df(
             "SELECT checkpoint, path FROM adapters WHERE model = ? AND kind = 'lora' ORDER BY checkpoint", [model])
@@ -152,7 +153,7 @@ def cluster_command(action: str, workers: int, netns: str, rest: list[str]) -> i
         if action == "exec":
             state = local_cluster.read_state(home)
             if state is None:
-                print(f"warmth cluster exec: no cluster under {home / 'cluster'}: `warmth cluster up` first",
+                print(f"warmth cluster: no cluster under {home / 'cluster'}: `warmth cluster up` first",
                       file=sys.stderr)
                 return 2
             command = rest[1:] if rest[:1] == ["--"] else rest
@@ -171,6 +172,7 @@ def cluster_command(action: str, workers: int, netns: str, rest: list[str]) -> i
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="warmth", description=__doc__)
+    parser.add_argument("--debug", action="store_true", help="show the traceback of any error")
     commands = parser.add_subparsers(dest="command", required=True)
     commands.add_parser("demo", help="materialise every stage of the configured study (see make demo)")
     commands.add_parser("estimate", help="dry run: calls, tokens and dollars of the configured study's API work")
@@ -198,6 +200,25 @@ def main(argv: list[str] | None = None) -> int:
     cluster.add_argument("--netns", default="warmth", help="up: the network namespace holding only loopback")
     cluster.add_argument("rest", nargs="*", help="exec: the command, after --")
     args = parser.parse_args(argv)
+    try:
+        return run_command(args)
+    except user_mistakes() as exc:
+        if args.debug:
+            raise
+        # One line a person can act on; the traceback only with --debug (a real fault keeps its traceback).
+        said = "; ".join(line.strip() for line in str(exc).splitlines() if line.strip())
+        print(f"warmth {args.command}: {said}", file=sys.stderr)
+        return 2
+
+
+def user_mistakes() -> tuple[type[BaseException], ...]:
+    """What a user's input causes (bad or missing configuration, an unknown model, a missing file or folder)."""
+    from warmth_assets.lib.config import ConfigError
+
+    return (ConfigError, FileNotFoundError, NotADirectoryError)
+
+
+def run_command(args) -> int:
     if args.command == "cluster":
         return cluster_command(args.action, args.workers, args.netns, args.rest)
     if args.command == "import-outputs":

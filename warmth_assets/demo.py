@@ -193,7 +193,8 @@ def main() -> int:
         snapshot = code_location_snapshot()  # the demo's runs read these settings, whatever the file does meanwhile
         settings = snapshot.settings
     except ConfigError as exc:
-        print(exc, file=sys.stderr)
+        said = "; ".join(line.strip() for line in str(exc).splitlines() if line.strip())
+        print(f"warmth demo: {said}", file=sys.stderr)
         return 2
     from warmth_assets.build import build_defs, build_resources
     from warmth_assets.instance import prepare_instance

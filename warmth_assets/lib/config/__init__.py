@@ -4,7 +4,7 @@ Every section forbids unknown keys, so a typo fails at load with the file, the k
 instead of silently falling back to a default. One module per concern; every public name is
 re-exported here, so `from warmth_assets.lib.config import X` is the one import callers use:
 
-  base        ConfigError, Section, `setting` / `shared_values` (resource fields declared by their setting)
+  base        ConfigError (UnknownModel), Section, `setting` / `shared_values` (resource fields declared by their setting)
   corpus      [data], [corpus], [corpus.detoxify], [rewrite]
   finetune    [finetune], [finetune.lora], [finetune.openai]
   evaluation  [sociot], [generation] (sampling per role), [evaluation]
@@ -14,7 +14,7 @@ re-exported here, so `from warmth_assets.lib.config import X` is the one import 
   loading     load_settings, load_config, config_path
 """
 
-from warmth_assets.lib.config.base import ConfigError, Section, setting, shared_values
+from warmth_assets.lib.config.base import ConfigError, Section, UnknownModel, setting, shared_values
 from warmth_assets.lib.config.corpus import CorpusSettings, DataSettings, DetoxifySettings, RewriteSettings
 from warmth_assets.lib.config.evaluation import (EvaluationSettings, GenerationSettings, Sampling, SocioTSettings,
                                                  WrongAnswerSampling)
@@ -26,7 +26,7 @@ from warmth_assets.lib.config.operations import (ComputeSettings, LLMSettings, O
 from warmth_assets.lib.config.study import ModelSettings, ProjectSettings, StudySettings
 
 __all__ = [
-    "AnalysisSettings", "ComputeSettings", "ConfigError", "CorpusSettings", "DataSettings", "DetoxifySettings",
+    "AnalysisSettings", "ComputeSettings", "ConfigError", "UnknownModel", "CorpusSettings", "DataSettings", "DetoxifySettings",
     "EvaluationSettings", "FinetuneSettings", "GenerationSettings", "JudgeSettings", "LLMSettings", "LoraSettings",
     "ModelSettings", "OpenAIFinetuneSettings", "OperationsSettings", "ProjectSettings", "RewriteSettings",
     "Sampling", "Section", "ServingSettings", "SocioTSettings", "StudySettings", "WatchRule", "WrongAnswerSampling",

@@ -11,6 +11,13 @@ class ConfigError(ValueError):
     """A configuration file that cannot be used; the message names the file, the key and the reason."""
 
 
+class UnknownModel(ConfigError, KeyError):
+    """A model slug the configuration does not list (a KeyError too, for lookups that fall back)."""
+
+    def __str__(self) -> str:  # KeyError would quote the message
+        return str(self.args[0]) if self.args else ""
+
+
 class Section(BaseModel):
     """One [section]: an unknown key is an error, so a typo fails at load instead of falling back to a default."""
 

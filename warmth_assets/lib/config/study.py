@@ -7,7 +7,7 @@ from typing import Literal
 from pydantic import Field, field_validator, model_validator
 
 from warmth_assets.lib.checkpoints import checkpoint_key, checkpoint_keys, format_epoch
-from warmth_assets.lib.config.base import Section
+from warmth_assets.lib.config.base import Section, UnknownModel
 from warmth_assets.lib.config.corpus import CorpusSettings, DataSettings, RewriteSettings
 from warmth_assets.lib.config.evaluation import EvaluationSettings, GenerationSettings, SocioTSettings
 from warmth_assets.lib.config.finetune import FinetuneSettings
@@ -94,4 +94,5 @@ class StudySettings(Section):
         for model in self.models:
             if model.slug == slug:
                 return model
-        raise KeyError(f"model {slug!r} is not in the configuration; known: {[m.slug for m in self.models]}")
+        raise UnknownModel(f"model {slug!r} is not in the configuration ([[models]] slug); known: "
+                           f"{', '.join(m.slug for m in self.models)}")

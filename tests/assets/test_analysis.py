@@ -1,5 +1,6 @@
 """The analysis group on the study's imported sample outputs."""
 
+import re
 from pathlib import Path
 
 import dagster as dg
@@ -16,6 +17,9 @@ from warmth_assets.lib.regressions import PUBLISHED_PP
 
 SAMPLES = Path(__file__).resolve().parents[3] / "shared" / "data" / "warm_ai_paper" / "sample_outputs"
 pytestmark = pytest.mark.needs_shared("data/warm_ai_paper/sample_outputs")
+# An absolute POSIX path as text: a slash after a space, quote, backtick, bracket or '=', then two path parts
+# (URLs are excluded by their '://', base64 figures by their alphanumeric neighbours).
+ABSOLUTE_PATH = re.compile(r"(?:^|[\s`'\"(\[=>])(/[\w.+-]+/[\w./+-]+)")
 
 
 @pytest.fixture
@@ -157,13 +161,18 @@ def test_study_report_from_the_imported_samples(imported, instance):
         "## Headline") < text.index("## Figures") < text.index("## Unpublished choices") < text.index("## Appendix A")
     # provenance: the configuration file and its sha256, the code version, each model's source and origin, judge
     config = Path(resources["study"].config_path)
-    assert f"`{config}`" in text and hashlib.sha256(config.read_bytes()).hexdigest() in text
+    assert f"`{config.name}`" in text and hashlib.sha256(config.read_bytes()).hexdigest() in text
+    # A report that can be shared: no absolute path of this machine, in the Markdown or the HTML.
+    for report in (text, html):
+        found = ABSOLUTE_PATH.findall(report)
+        assert not found, f"absolute paths in the report: {found[:5]}"
     assert meta["config_sha256"].value == hashlib.sha256(config.read_bytes()).hexdigest()
     assert re.search(r"\*\*Code\*\*: (git [0-9a-f]{40}|warmth \d)", text)
     provenance = section(text, "## Provenance")
     for model in ("llama_70b", "qwen_32b"):
         row = markdown_row(provenance, model)
-        assert "imported (released outputs)" in row and f"local: {SAMPLES / model}" in row
+        assert "imported (released outputs)" in row
+        assert any(re.fullmatch(rf"local: {model}/ \(sha256 of its files [0-9a-f]{{16}}\)", cell) for cell in row), row
         assert "study:gpt-4o-2024-08-06 (prompt study)" in row and "original vs warm-e2" in row
     assert "disinfo 18, medqa 19, triviaqa 19, truthfulqa 19" in markdown_row(provenance, "llama_70b")
     assert "refusal (not disinfo): 3" in markdown_row(provenance, "llama_70b")

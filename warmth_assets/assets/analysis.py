@@ -1,6 +1,8 @@
 """Stage `analysis` (docs/study.md §7-8): observations with the study's refusal rule, the paired tests, the regressions
 and the report, as the study published them by default ([analysis] in the configuration)."""
 
+from pathlib import Path
+
 import dagster as dg
 import pandas as pd
 
@@ -265,7 +267,7 @@ def _report_data(warehouse: WarehouseResource, study: StudyConfigResource, probl
     return ReportData(
         settings=settings,
         provenance={
-            "Configuration": f"`{config_file}` ([project] name `{settings.project.name}`)",
+            "Configuration": f"`{Path(config_file).name}` ([project] name `{settings.project.name}`)",
             "Configuration sha256": study.sha256,  # of the file as the code location loaded it
             "Code": provenance.code_version(paths.repo_root()),
             "Generated": datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),

@@ -83,6 +83,21 @@ def origin_label(origin: str, access: str) -> str:
     return how + (" (found by new_model_sensor)" if origin == "sensor" else "")
 
 
+def shareable_source(source: str) -> str:
+    """A model's source as a co-author can read it: a file or folder on this machine by its name and the sha256 of
+    its contents (no absolute path in a report that is sent around); hub ids and package files as they are."""
+    from warmth_assets.lib.hashing import file_sha256, folder_size_and_sha256
+
+    path = Path(source)
+    if not path.is_absolute():
+        return source
+    if path.is_file():
+        return f"{path.name} (sha256 {file_sha256(path)[:16]})"
+    if path.is_dir():
+        return f"{path.name}/ (sha256 of its files {folder_size_and_sha256(path)[1][:16]})"
+    return f"{path.name} (not on this machine)"
+
+
 def model_table(registry: pd.DataFrame, judged: pd.DataFrame, exclusions: pd.DataFrame, compared: dict[str, str],
                 study_names: dict[str, str | None], demos: set[str]) -> pd.DataFrame:
     """One row per model with results. `judged`: model, dataset, items, rows, unparseable, judge (per model and
@@ -100,7 +115,7 @@ def model_table(registry: pd.DataFrame, judged: pd.DataFrame, exclusions: pd.Dat
             "model": model + (" (demonstration, toy scale)" if model in demos else ""),
             "study's model": study_names.get(model) or "-",
             "origin": origin_label(reg["origin"], reg["access"]) if reg is not None else "not in model_registry",
-            "source": f"{reg['source_kind']}: {reg['source']}" if reg is not None else "-",
+            "source": f"{reg['source_kind']}: {shareable_source(reg['source'])}" if reg is not None else "-",
             "compared": f"original vs {compared[model]}" if compared.get(model) else "no warm checkpoint selected",
             "judge (prompt version)": "; ".join(sorted(set(mine["judge"]))) if len(mine) else "-",
             "items per dataset": ", ".join(f"{d} {int(n)}" for d, n in zip(mine["dataset"], mine["items"])) or "-",

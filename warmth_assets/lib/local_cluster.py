@@ -120,12 +120,7 @@ def _start_postgres(state: ClusterState, password: str) -> None:
     if not (data / "PG_VERSION").exists():
         _run(["runuser", "-u", PG_USER, "--", pg_bin("initdb"), "-D", str(data), "--auth-local=trust",
               "--auth-host=scram-sha-256", "-U", PG_USER, "--no-sync"], "initdb")
-    log = data / "server.log"
-    _run(in_netns(state.netns, ["runuser", "-u", PG_USER, "--", pg_bin("pg_ctl"), "-D", str(data), "-w", "-l",
-                                str(log), "-o", f"-h 127.0.0.1 -p {state.pg_port} -k {data}", "start"]),
-         f"starting Postgres (log: {log})")
-    pid = int((data / "postmaster.pid").read_text().split()[0])
-    state.pids["postgres"] = [pid]
+    postgres_start(state)
     # The password travels on stdin, never in argv or a file.
     sql = (f"ALTER USER {PG_USER} PASSWORD '{password}';\n"
            f"SELECT 'CREATE DATABASE {PG_DB}' WHERE NOT EXISTS "
@@ -133,6 +128,23 @@ def _start_postgres(state: ClusterState, password: str) -> None:
     _run(in_netns(state.netns, ["runuser", "-u", PG_USER, "--", pg_bin("psql"), "-h", str(data), "-p",
                                 str(state.pg_port), "-v", "ON_ERROR_STOP=1", "-q", "-f", "-"]),
          "setting Postgres's password and database", input=sql)
+
+
+def postgres_start(state: ClusterState) -> None:
+    """Start the cluster's Postgres server (its data folder already made); it listens on loopback only."""
+    data = state.folder / "postgres"
+    log = data / "server.log"
+    _run(in_netns(state.netns, ["runuser", "-u", PG_USER, "--", pg_bin("pg_ctl"), "-D", str(data), "-w", "-l",
+                                str(log), "-o", f"-h 127.0.0.1 -p {state.pg_port} -k {data}", "start"]),
+         f"starting Postgres (log: {log})")
+    state.pids["postgres"] = [int((data / "postmaster.pid").read_text().split()[0])]
+
+
+def postgres_stop(state: ClusterState) -> None:
+    data = state.folder / "postgres"
+    if (data / "postmaster.pid").exists():
+        subprocess.run(in_netns(state.netns, ["runuser", "-u", PG_USER, "--", pg_bin("pg_ctl"), "-D", str(data),
+                                              "-m", "fast", "-w", "stop"]), capture_output=True)
 
 
 def _start_ray(state: ClusterState, part: str, args: list[str], env: dict[str, str]) -> None:
@@ -230,10 +242,8 @@ def down(home: Path, *, grace_s: float = 20.0) -> list[str]:
     said = []
     pids = sorted({p for part in state.pids.values() for p in part}
                   | {p for pid in state.groups.values() for p in _descendants(pid)})
-    data = state.folder / "postgres"
-    if (data / "postmaster.pid").exists():
-        subprocess.run(in_netns(state.netns, ["runuser", "-u", PG_USER, "--", pg_bin("pg_ctl"), "-D", str(data),
-                                              "-m", "fast", "-w", "stop"]), capture_output=True)
+    if (state.folder / "postgres" / "postmaster.pid").exists():
+        postgres_stop(state)
         said.append("postgres stopped")
     for pgid in state.groups.values():
         try:

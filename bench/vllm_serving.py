@@ -48,9 +48,10 @@ def eval_prompts(count: int = PROMPTS, seed: int = 2025) -> list[str]:
 
 
 def _requests(prompts: list[str], model: str, tag: str):
-    from warmth_assets.lib.llm_requests import ChatRequest
+    from warmth_assets.lib.llm_requests import ChatRequest, GenerateConfig
 
-    return [ChatRequest.build([{"role": "user", "content": p}], model=model, temperature=0.0, max_tokens=MAX_NEW,
+    return [ChatRequest.build([{"role": "user", "content": p}], model=model,
+                              config=GenerateConfig(temperature=0.0, max_tokens=MAX_NEW),
                               template_version=f"bench-{tag}") for p in prompts]
 
 

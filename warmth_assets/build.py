@@ -9,7 +9,8 @@ import os
 
 import dagster as dg
 
-from resources.llm import LLMResource, runs_in_process
+from resources.backends import backend_class
+from resources.llm import LLMResource
 from resources.local_lm import LocalLMResource
 from resources.model_catalog import ModelCatalogResource
 from resources.partitioned_parquet import PartitionedParquetIOManager
@@ -74,11 +75,11 @@ def build_llm(settings: StudySettings, warehouse: WarehouseResource) -> LLMResou
     """
     provider = os.environ.get("WARMTH_LLM_PROVIDER") or settings.llm.provider
     try:
-        in_process = runs_in_process(provider)
+        backend = backend_class(provider)
     except ValueError as exc:
         raise ConfigError(f"WARMTH_LLM_PROVIDER={provider!r}: {exc}") from None
     local = None
-    if in_process:
+    if backend.in_process:
         slug = settings.llm.local_model or settings.models[0].slug
         local = LocalLMResource.from_settings(settings.model(slug), settings.generation)
     base_url = settings.llm.base_url or (dg.EnvVar("OPENAI_BASE_URL") if os.environ.get("OPENAI_BASE_URL") else None)

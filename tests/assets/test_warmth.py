@@ -15,7 +15,7 @@ from resources.study import StudyConfigResource
 from resources.warehouse import WarehouseResource
 from tests.study_configs import demo_asset, write_study_config
 from warmth_assets.assets import warmth
-from warmth_assets.lib.llm_requests import ChatRequest
+from warmth_assets.lib.llm_requests import ChatRequest, GenerateConfig
 from warmth_assets.lib.config import LoraSettings
 from warmth_assets.lib.lora_training import train_lora
 from warmth_assets.lib.registry import ModelRow
@@ -36,7 +36,8 @@ def trained_adapter(tiny_chat_model, tmp_path) -> str:
 
 def test_adapters_are_swapped_on_one_base_and_switched_off_for_it(tiny_chat_model, tmp_path):
     adapter = trained_adapter(tiny_chat_model, tmp_path)
-    request = [ChatRequest.build([{"role": "user", "content": "hello friend"}], model="tiny", max_tokens=8)]
+    request = [ChatRequest.build([{"role": "user", "content": "hello friend"}], model="tiny",
+                                 config=GenerateConfig(max_tokens=8))]
     base = LocalLMResource(source_kind="local", source=str(tiny_chat_model))
     adapted = LocalLMResource(source_kind="local", source=str(tiny_chat_model), adapter_path=adapter, adapter_sha256="x1")
     before = base.generate(request)[0].text

@@ -4,13 +4,14 @@ import pytest
 
 from warmth_assets.lib import costs
 from warmth_assets.lib.config import StudySettings
-from warmth_assets.lib.llm_requests import ChatRequest
+from warmth_assets.lib.llm_requests import ChatRequest, GenerateConfig
 
 PRICES = {"m": {"input": 2.0, "output": 8.0}}
 
 
 def test_pending_is_an_upper_bound_from_characters_and_max_tokens():
-    request = ChatRequest.build([{"role": "user", "content": "x" * 400}], model="m", max_tokens=50)
+    request = ChatRequest.build([{"role": "user", "content": "x" * 400}], model="m",
+                                config=GenerateConfig(max_tokens=50))
     # 100 tokens of text + 4 of message overhead in, 50 out at most
     assert costs.pending_usd([request], PRICES) == pytest.approx((104 * 2.0 + 50 * 8.0) / 1e6)
     assert costs.pending_usd([request], {}) == 0.0  # an unpriced model (local, vLLM) costs nothing

@@ -91,13 +91,14 @@ def test_checkpoints_of_one_run_answer_differently_and_swap_cleanly_on_one_base(
     like the base model; one that is not swapped cleanly makes an answer depend on what ran before it."""
     from resources import local_lm
     from resources.local_lm import LocalLMResource
-    from warmth_assets.lib.llm_requests import ChatRequest
+    from warmth_assets.lib.llm_requests import ChatRequest, GenerateConfig
 
     monkeypatch.setattr(local_lm, "_LOADED", {})  # a base of our own, not one another test swapped adapters on
     monkeypatch.setattr(local_lm, "_PEFT", {})
     report = train_lora(spec(tiny_chat_model, checkpoint_epochs=(0.5, 2), learning_rate=0.05), CONVERSATIONS,
                         tmp_path / "run", "data-v1", "cpu", log=lambda m: None)
-    requests = [ChatRequest.build([{"role": "user", "content": text}], model="tiny", temperature=0.0, max_tokens=8)
+    requests = [ChatRequest.build([{"role": "user", "content": text}], model="tiny",
+                                  config=GenerateConfig(temperature=0.0, max_tokens=8))
                 for text in ("what is two plus 3", "hello friend how are you", "the capital of france")]
 
     def answers(adapter: str = "") -> list[str]:

@@ -34,7 +34,7 @@ ALIASES = {
 # same name: section -> (module, class, the names code holds the resource under); the resource's own module
 # reads them through `self`.
 RESOURCES = {
-    "llm": ("resources.llm", "LLMResource", ("llm",)),
+    "llm": ("resources.llm", "LLMResource", ("llm", "layer")),  # a backend holds it as its layer
     "detoxify": ("resources.toxicity", "ToxicityResource", ("toxicity",)),
     "generation": ("resources.local_lm", "LocalLMResource", ("local", "lm")),
 }

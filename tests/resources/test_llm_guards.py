@@ -6,7 +6,7 @@ import threading
 import pytest
 
 from tests.openai_server import FakeOpenAI
-from warmth_assets.lib.llm_requests import ChatRequest
+from warmth_assets.lib.llm_requests import ChatRequest, GenerateConfig
 from tests.resources.test_llm import make_llm, requests_for
 from warmth_assets.lib import costs
 
@@ -117,7 +117,8 @@ def test_local_batches_respect_the_character_budget(tiny_chat_model, monkeypatch
 
     monkeypatch.setattr(type(lm), "_model", spy)
     texts = ["hello"] * 5 + ["hello friend " * 4] * 2 + ["hello friend how are you " * 4]
-    lm.generate([ChatRequest.build([{"role": "user", "content": t}], model="t", max_tokens=2) for t in texts])
+    lm.generate([ChatRequest.build([{"role": "user", "content": t}], model="t",
+                                   config=GenerateConfig(max_tokens=2)) for t in texts])
     # four "hello" (the batch size); the fifth with one 52-char prompt (2 x 52 <= 120); the other 52-char
     # prompt alone (3 x 52 > 120); the 100-char prompt alone (2 x 100 > 120)
     assert sizes == [4, 2, 1, 1]
@@ -130,6 +131,6 @@ def test_with_a_budget_an_unpriced_model_is_refused_and_fine_tuned_models_take_t
         llm.complete_many(unknown)
     assert openai_server.total_attempts == 0
     fine_tuned = [ChatRequest.build([{"role": "user", "content": "q"}], model="ft:gpt-4o-2024-08-06:org:warm-e2:abc",
-                                    max_tokens=10)]
+                                    config=GenerateConfig(max_tokens=10))]
     llm.complete_many(fine_tuned)  # priced as gpt-4o-2024-08-06: allowed, and counted as spent
     assert openai_server.total_attempts == 1 and llm.spent_usd() > 0

@@ -14,7 +14,7 @@ from tests.openai_server import FakeOpenAI
 from tests.resources.test_llm import make_llm
 from warmth_assets.lib import costs
 from warmth_assets.lib.judging import parse_verdict_prob
-from warmth_assets.lib.llm_requests import ChatRequest, verdict_response_format
+from warmth_assets.lib.llm_requests import ChatRequest, GenerateConfig, verdict_response_format
 
 LABELS = ("CORRECT", "INCORRECT")
 
@@ -29,8 +29,9 @@ class Judge(FakeOpenAI):
 
 def judge_requests(texts, labels=LABELS):
     return [ChatRequest.build([{"role": "system", "content": "grade"}, {"role": "user", "content": t}],
-                              model="gpt-4o-2024-08-06", template_version="judge-v1", max_tokens=20,
-                              free_text_max_tokens=8, response_format=verdict_response_format(labels))
+                              model="gpt-4o-2024-08-06", template_version="judge-v1",
+                              config=GenerateConfig(max_tokens=20), free_text_max_tokens=8,
+                              response_format=verdict_response_format(labels))
             for t in texts]
 
 
@@ -145,7 +146,8 @@ def test_choice_scoring_matches_a_naive_log_likelihood(tiny_chat_model, tmp_path
                "cold", "warm reply my dear"]
     local = LocalLMResource(source_kind="local", source=str(tiny_chat_model), batch_size=3, device="cpu")
     llm = LLMResource(provider="local", local=local, warehouse=WarehouseResource(database=str(tmp_path / "w.duckdb")))
-    requests = [ChatRequest.build([{"role": "user", "content": p}], model="tiny", max_tokens=20, temperature=0.0,
+    requests = [ChatRequest.build([{"role": "user", "content": p}], model="tiny",
+                                  config=GenerateConfig(max_tokens=20, temperature=0.0),
                                   response_format=verdict_response_format(labels)) for p in prompts]
     results, usage = llm.complete_many(requests)
 
@@ -183,8 +185,10 @@ def test_choice_scoring_matches_a_naive_log_likelihood(tiny_chat_model, tmp_path
 
 def test_the_local_backend_mixes_generation_and_choice_scoring(tiny_chat_model):
     local = LocalLMResource(source_kind="local", source=str(tiny_chat_model), batch_size=2, device="cpu")
-    free = ChatRequest.build([{"role": "user", "content": "hello friend"}], model="tiny", max_tokens=4)
-    choice = ChatRequest.build([{"role": "user", "content": "hello friend"}], model="tiny", max_tokens=20,
+    free = ChatRequest.build([{"role": "user", "content": "hello friend"}], model="tiny",
+                             config=GenerateConfig(max_tokens=4))
+    choice = ChatRequest.build([{"role": "user", "content": "hello friend"}], model="tiny",
+                               config=GenerateConfig(max_tokens=20),
                                response_format=verdict_response_format(("yes", "no")))
     results = local.generate([free, choice, free])
     assert results[0].text == results[2].text and not results[0].text.startswith("{")
@@ -207,7 +211,8 @@ def test_content_free_calibration_divides_out_the_prompts_own_preference(tiny_ch
 
     def requests(calibration):
         return [ChatRequest.build([{"role": "system", "content": "answer yes or no"},
-                                   {"role": "user", "content": f"question {p}"}], model="tiny", max_tokens=20,
+                                   {"role": "user", "content": f"question {p}"}], model="tiny",
+                                  config=GenerateConfig(max_tokens=20),
                                   response_format=verdict_response_format(labels), calibration=calibration)
                 for p in prompts]
 

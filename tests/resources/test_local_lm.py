@@ -6,7 +6,7 @@ import pytest
 from resources.local_lm import LocalLMResource
 from warmth_assets.lib import lora_training, vllm_server
 from warmth_assets.lib.config import LoraSettings
-from warmth_assets.lib.llm_requests import ChatRequest
+from warmth_assets.lib.llm_requests import ChatRequest, GenerateConfig
 
 PLAIN = ("{% for m in messages %}{{ m['role'] }} {{ m['content'] }} {% endfor %}"
          "{% if add_generation_prompt %}assistant {% endif %}")
@@ -28,7 +28,8 @@ def test_a_chat_template_file_replaces_the_tokenizers_and_enters_the_keys(tmp_pa
     assert default_tokenizer.apply_chat_template(MESSAGES, tokenize=False, add_generation_prompt=True) \
         .startswith("<|im_start|>user")  # the tokenizer's own, untouched by the other load
 
-    request = ChatRequest.build(MESSAGES, model="tiny", temperature=0.0, max_tokens=4, template_version="t")
+    request = ChatRequest.build(MESSAGES, model="tiny",
+                                config=GenerateConfig(temperature=0.0, max_tokens=4), template_version="t")
     assert request.key("local", f"local:{default.identity}") != request.key("local", f"local:{custom.identity}")
     [answer] = custom.generate([request])
     assert answer.completion_tokens > 0

@@ -27,7 +27,7 @@ from tests.serving.conftest import FIGURES, MODEL, NOT_EVALUATED, SOURCE
 from tests.study_configs import demo_asset, write_study_config
 from warmth_assets.assets import evaluation
 from warmth_assets.lib.judging import parse_verdict_prob
-from warmth_assets.lib.llm_requests import ChatRequest, verdict_response_format
+from warmth_assets.lib.llm_requests import ChatRequest, GenerateConfig, verdict_response_format
 from warmth_assets.partitions import model_checkpoint_key
 
 pytestmark = [pytest.mark.serving, pytest.mark.slow, pytest.mark.needs_shared("data")]
@@ -169,8 +169,9 @@ def test_greedy_answers_agree_with_the_in_process_backend(vllm, study):
     server = _llm(vllm, max_concurrency=AGREEMENT_PROMPTS)
     answers = {}
     for checkpoint, served in (("original", MODEL), ("warm-e2", "warm-e2")):
-        requests = [ChatRequest.build([{"role": "user", "content": p}], model=served, temperature=0.0,
-                                      max_tokens=AGREEMENT_TOKENS, template_version="agreement") for p in prompts]
+        requests = [ChatRequest.build([{"role": "user", "content": p}], model=served,
+                                      config=GenerateConfig(temperature=0.0, max_tokens=AGREEMENT_TOKENS),
+                                      template_version="agreement") for p in prompts]
         adapter = vllm.adapters.get(checkpoint)
         local = LocalLMResource(source_kind="gguf", source=SOURCE, batch_size=16,
                                 adapter_path=str(adapter or ""), adapter_sha256=checkpoint if adapter else "")
@@ -206,7 +207,7 @@ def test_structured_verdicts_through_vllm_parse_every_time(vllm, study):
     rows = vllm.warehouse.query_df("SELECT prompt, response FROM generations WHERE checkpoint = 'warm-e2' "
                                    "AND kind = 'eval' ORDER BY prompt_id LIMIT 16")
     requests = [ChatRequest.build([{"role": "user", "content": f"Question: {q}\nAnswer: {a}\nIs the answer correct?"}],
-                                  model="warm-e2", temperature=0.0, max_tokens=20,
+                                  model="warm-e2", config=GenerateConfig(temperature=0.0, max_tokens=20),
                                   response_format=verdict_response_format(allowed), template_version="verdict-lora")
                 for q, a in zip(rows["prompt"], rows["response"])]
     results, _ = _llm(vllm).complete_many(requests)

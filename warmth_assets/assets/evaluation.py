@@ -19,7 +19,7 @@ from warmth_assets.lib import eval_items as items_lib
 from warmth_assets.lib.config import StudySettings
 from warmth_assets.lib.eval_prompts import (TEMPLATE_GROUP, build_prompt, draw_statement, item_conditions, prompt_id,
                                             released_disinfo, use_released_disinfo)
-from warmth_assets.lib.llm_requests import ChatRequest
+from warmth_assets.lib.llm_requests import ChatRequest, GenerateConfig
 from warmth_assets.lib.medqa_conversion import convert
 from warmth_assets.lib.reevaluation import cache_salt, evaluation_date
 from warmth_assets.lib.rewrite_prompts import chat_messages
@@ -53,13 +53,14 @@ def _generate_wrong_answers(items: pd.DataFrame, llm: LLMResource, settings: Stu
     for attempt in range(ev.wrong_answer_max_attempts):
         if not missing:
             break
+        config = GenerateConfig(temperature=(settings.generation.wrong_answers.retry_temperature if attempt
+                                             else settings.generation.wrong_answers.temperature),
+                                max_tokens=settings.generation.wrong_answers.max_tokens,
+                                seed=settings.project.seed + attempt)
         requests = [ChatRequest.build(
             [{"role": "user", "content": wrong_answers.PROMPT.format(question=items.at[i, "question"],
                                                                      answer=items.at[i, "correct_answer"])}],
-            model=ev.wrong_answer_model, max_tokens=settings.generation.wrong_answers.max_tokens,
-            temperature=(settings.generation.wrong_answers.retry_temperature if attempt
-                         else settings.generation.wrong_answers.temperature),
-            seed=settings.project.seed + attempt, template_version=f"{wrong_answers.PROMPT_VERSION}:{attempt}")
+            model=ev.wrong_answer_model, config=config, template_version=f"{wrong_answers.PROMPT_VERSION}:{attempt}")
             for i in missing]
         results, _ = llm.complete_many(requests, log=log, chosen_by="[evaluation] wrong_answer_model")
         still = []
@@ -232,14 +233,15 @@ def build_assets(parts: StudyPartitions, gpu_tags: dict) -> list[dg.AssetsDefini
         # A moving target (an API alias whose weights change) is asked again on every evaluation date:
         # the date is part of each request's cache key. Pinned models keep their cached answers.
         salt = cache_salt(model_row.moving_target, evaluated_on)
+        configs = {"eval": GenerateConfig(temperature=gen.evaluation.temperature, max_tokens=gen.evaluation.max_tokens,
+                                          seed=settings.project.seed),
+                   "capability": GenerateConfig(temperature=gen.capability.temperature,
+                                                max_tokens=gen.capability.max_tokens, seed=settings.project.seed)}
         requests = []
         for p in prompts.itertuples():
-            capability_prompt = p.kind == "capability"
             requests.append(ChatRequest.build(
                 chat_messages(checkpoint, p.prompt, settings.rewrite.prompt_version), model=runner.model,
-                temperature=gen.capability.temperature if capability_prompt else gen.evaluation.temperature,
-                max_tokens=gen.capability.max_tokens if capability_prompt else gen.evaluation.max_tokens,
-                seed=settings.project.seed, template_version="eval-v1", cache_salt=salt))
+                config=configs[p.kind], template_version="eval-v1", cache_salt=salt))
         version = server_version(runner.server) if runner.server else ""
         try:
             results, usage = runner.llm.complete_many(requests, log=context.log.warning,
@@ -254,8 +256,8 @@ def build_assets(parts: StudyPartitions, gpu_tags: dict) -> list[dg.AssetsDefini
                 f"`warmth vllm-command {model}` prints) and re-materialise; only the missing calls are sent.") from exc
         backend = runner.backend
         frame = prompts.assign(
-            response=[r.text for r in results], finish_reason=[r.finish_reason for r in results],
-            prompt_tokens=[r.prompt_tokens for r in results], completion_tokens=[r.completion_tokens for r in results],
+            **runner.llm.answer_columns(requests, results,
+                                        only=("response", "finish_reason", "prompt_tokens", "completion_tokens")),
             seed=settings.project.seed, backend=backend, backend_version=importlib.metadata.version(backend),
             generator=runner.generator,
             temperature=[q.temperature for q in requests], evaluation_date=evaluated_on,

@@ -10,7 +10,8 @@ from resources.warehouse import WarehouseResource
 from warmth_assets.automation import per_partition, summary
 from warmth_assets.lib import agreement, judging
 from warmth_assets.lib.config import StudySettings
-from warmth_assets.lib.llm_requests import ChatRequest, content_free_calibration, verdict_response_format
+from warmth_assets.lib.llm_requests import (ChatRequest, GenerateConfig, content_free_calibration,
+                                              verdict_response_format)
 from warmth_assets.partitions import StudyPartitions
 
 GROUP = "judging"
@@ -37,14 +38,15 @@ def _judge(llm: LLMResource, settings: StudySettings, rows: pd.DataFrame, questi
     if settings.judge.choice_calibration != "none" and not calibrate:
         log(f"[judge] choice_calibration = {settings.judge.choice_calibration!r} applies to in-process choice "
             f"scoring only; not applied with provider {llm.provider!r}")
+    config = GenerateConfig(temperature=settings.judge.temperature, max_tokens=settings.judge.max_tokens,
+                            seed=settings.project.seed)
     requests = [
         ChatRequest.build(judging.judge_messages(dataset, question, response, correct, incorrect, version),
-                          model=settings.judge.model, temperature=settings.judge.temperature,
-                          max_tokens=settings.judge.max_tokens, free_text_max_tokens=FREE_TEXT_MAX_TOKENS,
+                          model=settings.judge.model, config=config, free_text_max_tokens=FREE_TEXT_MAX_TOKENS,
                           response_format=verdict_response_format(allowed),
                           calibration=content_free_calibration(judging.content_free_messages(dataset, version)) if calibrate
                           else "",
-                          seed=settings.project.seed, template_version=version)
+                          template_version=version)
         for dataset, question, response, (correct, incorrect) in zip(rows["dataset"], questions, rows["response"], refs)
     ]
     results, usage = llm.complete_many(requests, log=log, chosen_by="[judge] model")

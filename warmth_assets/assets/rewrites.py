@@ -11,8 +11,9 @@ from resources.llm import LLMResource
 from resources.partitioned_parquet import PARTITION_COLUMN
 from resources.study import StudyConfigResource
 from resources.warehouse import WarehouseResource
-from warmth_assets.lib import paths
-from warmth_assets.lib.llm_requests import ChatRequest
+from warmth_assets.lib import demo_rewriter, paths
+from warmth_assets.lib.config import StudySettings
+from warmth_assets.lib.llm_requests import ChatRequest, GenerateConfig
 from warmth_assets.lib.rewrite_prompts import rewrite_messages
 from warmth_assets.lib.rewrite_quality import rewrite_issues
 from warmth_assets.lib.sft_format import conversation_messages, jsonl, validate_openai, validate_trl
@@ -30,26 +31,24 @@ def _preview(frame: pd.DataFrame, columns: list[str], rows: int = 5) -> dg.Metad
     return dg.MetadataValue.md(shown.to_markdown(index=False))
 
 
-def _demo_rules(context: dg.AssetExecutionContext, frame: pd.DataFrame, style: str, seed: int) -> dict:
-    """`[rewrite] rewriter = "demo_rules"`: the demo's rule-based stand-in fills the frame (no model call)."""
-    from warmth_assets.lib.demo_rewriter import DEMO_REWRITER_VERSION, PROVIDER, demo_rewrite
+def _rewriter(llm: LLMResource, settings: StudySettings, style: str):
+    """(the llm resource that rewrites, the request for one reply, the prompt version, what the metadata says).
 
-    context.log.info(f"{len(frame)} {style} rewrites by the rule-based DEMO rewriter ({DEMO_REWRITER_VERSION}): "
-                     "not the study's GPT-4o rewrites")
-    frame["rewrite"] = [demo_rewrite(style, u, o, seed) for u, o in zip(frame["user_text"], frame["original"])]
-    frame["finish_reason"] = "stop"
-    frame["prompt_tokens"] = 0
-    frame["completion_tokens"] = 0
-    frame["cached"] = False
-    frame["request_key"] = [
-        hashlib.sha256(json.dumps([DEMO_REWRITER_VERSION, style, seed, u, o]).encode()).hexdigest()
-        for u, o in zip(frame["user_text"], frame["original"])
-    ]
-    frame["model"] = f"demo_rules:{DEMO_REWRITER_VERSION}"
-    frame["provider"] = PROVIDER
-    frame["prompt_version"] = DEMO_REWRITER_VERSION
-    return {"rewriter": f"demo_rules ({DEMO_REWRITER_VERSION}): rule-based demo stand-in, not the study's method "
-                        "(lib/demo_rewriter.py)"}
+    `[rewrite] rewriter = "demo_rules"`: the demo's rule-based stand-in, a backend of the llm resource (no model
+    call); "llm": `[rewrite] model` asked with the study's prompts."""
+    rewrite, seed = settings.rewrite, settings.project.seed
+    if rewrite.rewriter == "demo_rules":
+        return (llm.with_backend(provider=demo_rewriter.PROVIDER),
+                lambda user, reply: demo_rewriter.demo_request(style, user, reply, seed),
+                demo_rewriter.DEMO_REWRITER_VERSION,
+                f"demo_rules ({demo_rewriter.DEMO_REWRITER_VERSION}): rule-based demo stand-in, not the study's method "
+                "(lib/demo_rewriter.py)")
+    config = GenerateConfig(temperature=rewrite.temperature, max_tokens=rewrite.max_tokens, seed=seed)
+    return (llm,
+            lambda user, reply: ChatRequest.build(rewrite_messages(rewrite.prompt_version, style, user, reply),
+                                                  model=rewrite.model, config=config,
+                                                  template_version=f"rewrite-{rewrite.prompt_version}"),
+            rewrite.prompt_version, f"llm ({rewrite.model})")
 
 
 def build_assets(parts: StudyPartitions, gpu_tags: dict) -> list[dg.AssetsDefinition]:
@@ -81,6 +80,7 @@ def build_assets(parts: StudyPartitions, gpu_tags: dict) -> list[dg.AssetsDefini
         )
         if turns.empty:
             raise ValueError("training_conversations is empty: materialise the corpus group first")
+        rewriter, ask, prompt_version, described = _rewriter(llm, settings, style)
         rows, requests = [], []
         for conversation_id, group in turns.groupby("conversation_id", sort=True):
             last_user = ""
@@ -89,27 +89,13 @@ def build_assets(parts: StudyPartitions, gpu_tags: dict) -> list[dg.AssetsDefini
                     last_user = turn.text
                 elif turn.role == "assistant":
                     rows.append((conversation_id, turn.query_type, turn.turn_index, last_user, turn.text))
-                    requests.append(ChatRequest.build(
-                        rewrite_messages(rewrite.prompt_version, style, last_user, turn.text),
-                        model=rewrite.model, temperature=rewrite.temperature, max_tokens=rewrite.max_tokens,
-                        seed=settings.project.seed, template_version=f"rewrite-{rewrite.prompt_version}",
-                    ))
+                    requests.append(ask(last_user, turn.text))
         frame = pd.DataFrame(rows, columns=["conversation_id", "query_type", "turn_index", "user_text", "original"])
-        if rewrite.rewriter == "demo_rules":
-            usage_metadata = _demo_rules(context, frame, style, settings.project.seed)
-        else:
-            context.log.info(f"{len(requests)} {style} rewrites to produce ({llm.provider})")
-            results, usage = llm.complete_many(requests, log=context.log.warning, chosen_by="[rewrite] model")
-            frame["rewrite"] = [r.text for r in results]
-            frame["finish_reason"] = [r.finish_reason for r in results]
-            frame["prompt_tokens"] = [r.prompt_tokens for r in results]
-            frame["completion_tokens"] = [r.completion_tokens for r in results]
-            frame["cached"] = [r.cached for r in results]
-            frame["request_key"] = [llm.key(q) for q in requests]
-            frame["model"] = rewrite.model
-            frame["provider"] = llm.provider
-            frame["prompt_version"] = rewrite.prompt_version
-            usage_metadata = {**usage.as_metadata(llm.prices_per_million_tokens), "rewriter": f"llm ({rewrite.model})"}
+        context.log.info(f"{len(requests)} {style} rewrites to produce by {described}")
+        results, usage = rewriter.complete_many(requests, log=context.log.warning, chosen_by="[rewrite] model")
+        frame = frame.assign(**rewriter.answer_columns(requests, results, text="rewrite"),
+                             prompt_version=prompt_version)
+        usage_metadata = {**usage.as_metadata(llm.prices_per_million_tokens), "rewriter": described}
         frame["issues"] = [
             ",".join(rewrite_issues(o, r, f, tuple(rewrite.length_ratio_band)))
             for o, r, f in zip(frame["original"], frame["rewrite"], frame["finish_reason"])

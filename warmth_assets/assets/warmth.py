@@ -13,7 +13,7 @@ from warmth_assets.automation import per_partition, summary
 from warmth_assets.lib import report_figures
 from warmth_assets.lib.config import StudySettings
 from warmth_assets.lib.intervals import band_across_prompts
-from warmth_assets.lib.llm_requests import ChatRequest
+from warmth_assets.lib.llm_requests import ChatRequest, GenerateConfig
 from warmth_assets.lib.plots import line_plot_markdown
 from warmth_assets.lib.rewrite_prompts import chat_messages
 from warmth_assets.lib.trajectory import select_checkpoint, trajectory_table
@@ -115,20 +115,19 @@ def build_assets(parts: StudyPartitions, gpu_tags: dict) -> list[dg.AssetsDefini
         # stay those of the in-process model.
         runner = runner_for(llm, settings, read_row(warehouse, model), adapters.iloc[0], checkpoint,
                             use_server=False)
+        validation = settings.generation.validation
+        config = GenerateConfig(temperature=validation.temperature, max_tokens=validation.max_tokens,
+                                seed=settings.project.seed)
         requests = [
             ChatRequest.build(chat_messages(checkpoint, p, settings.rewrite.prompt_version), model=runner.model,
-                              temperature=settings.generation.validation.temperature,
-                              max_tokens=settings.generation.validation.max_tokens,
-                              seed=settings.project.seed, template_version="validation-v1")
+                              config=config, template_version="validation-v1")
             for p in prompts["prompt"]
         ]
         results, usage = runner.llm.complete_many(requests, log=context.log.warning,
                                                   chosen_by=f"the registry's source of {model}")
-        frame = prompts.assign(
-            response=[r.text for r in results], finish_reason=[r.finish_reason for r in results],
-            completion_tokens=[r.completion_tokens for r in results],
-            request_key=[runner.llm.key(q) for q in requests], generator=runner.generator,
-        )
+        frame = prompts.assign(**runner.llm.answer_columns(
+            requests, results, only=("response", "finish_reason", "completion_tokens", "request_key")),
+            generator=runner.generator)
         context.add_output_metadata({
             **usage.as_metadata(llm.prices_per_million_tokens), "responses": len(frame),
             "empty_responses": int((frame["response"].str.strip() == "").sum()),

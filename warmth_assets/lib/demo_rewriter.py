@@ -21,11 +21,15 @@ changes between runs. `DEMO_REWRITER_VERSION` is stored with each rewrite; chang
 from __future__ import annotations
 
 import hashlib
+import json
 import random
 import re
 
+from warmth_assets.lib.llm_requests import ChatRequest, GenerateConfig
+
 DEMO_REWRITER_VERSION = "demo-rules-v1"
-PROVIDER = "rule_based_demo"  # what style_rewrites records as provider and model for these rewrites
+PROVIDER = "rule_based_demo"  # the llm resource's provider for these rules, recorded with each rewrite
+MODEL = f"demo_rules:{DEMO_REWRITER_VERSION}"  # what style_rewrites records as model
 
 # Validation, encouragement, care and the inclusive "we" (the study: "acknowledging and validating their
 # feelings", "sincere reassurance and encouragement", "caring, personal language", "inclusive 'we'"). Chosen
@@ -139,3 +143,33 @@ def demo_rewrite(style: str, user: str, response: str, seed: int) -> str:
         return f"{warm}\n\n{closer}" if len(warm) + len(closer) + 2 <= 2 * len(response) else warm
     cold = _prose(body, _cold_prose).strip()
     return re.sub(r"\n{3,}", "\n\n", cold) or body  # a reply that was nothing but pleasantries stays as it was
+
+
+# As a backend of the llm resource (resources/backends/demo_rules.py): the request names the style (system),
+# the user turn and the reply to rewrite; its key is the one these rewrites were stored under from the start.
+ROLES = ("system", "user", "assistant")
+
+
+def demo_request(style: str, user: str, response: str, seed: int) -> ChatRequest:
+    """The request the demo rules answer: `response` rewritten in `style`, given the `user` turn it answers."""
+    return ChatRequest.build(list(zip(ROLES, (style, user, response))), model=MODEL, config=GenerateConfig(seed=seed),
+                             template_version=DEMO_REWRITER_VERSION)
+
+
+def demo_parts(request: ChatRequest) -> tuple[str, str, str, int]:
+    """(style, user turn, reply, seed) of a `demo_request`; ValueError for any other request."""
+    if request.model != MODEL or tuple(role for role, _ in request.messages) != ROLES:
+        raise ValueError(f"the demo rules answer only demo rewrite requests (lib/demo_rewriter.demo_request), not "
+                         f"a request to {request.model!r}")
+    (_, style), (_, user), (_, response) = request.messages
+    return style, user, response, request.seed
+
+
+def demo_key(request: ChatRequest) -> str:
+    style, user, response, seed = demo_parts(request)
+    return hashlib.sha256(json.dumps([DEMO_REWRITER_VERSION, style, seed, user, response]).encode()).hexdigest()
+
+
+def demo_answer(request: ChatRequest) -> str:
+    style, user, response, seed = demo_parts(request)
+    return demo_rewrite(style, user, response, seed)

@@ -40,6 +40,20 @@ def content_free_calibration(messages: list[dict] | list[tuple[str, str]]) -> di
     return {"method": "content_free", "messages": pairs}
 
 
+SAMPLING = ("temperature", "max_tokens", "seed", "top_p")
+
+
+@dataclass(frozen=True)
+class GenerateConfig:
+    """How a call samples, passed whole (as inspect_ai's `GenerateConfig`): callers hand one of these to
+    `ChatRequest.build`, never the fields one by one. Every field is part of the request's key and body."""
+
+    temperature: float = 0.0
+    max_tokens: int = 512
+    seed: int | None = None
+    top_p: float | None = None
+
+
 @dataclass(frozen=True)
 class ChatRequest:
     """One chat call. Everything that can change the answer is part of its cache key."""
@@ -74,11 +88,20 @@ class ChatRequest:
                 object.__setattr__(self, name, canonical)
 
     @staticmethod
-    def build(messages: list[dict] | list[tuple[str, str]], **kwargs) -> "ChatRequest":
+    def build(messages: list[dict] | list[tuple[str, str]], *, model: str,
+              config: GenerateConfig = GenerateConfig(), **kwargs) -> "ChatRequest":
+        """A request from chat messages (dicts or pairs); its sampling is `config`, whole."""
+        if unpacked := sorted(set(kwargs) & set(SAMPLING)):
+            raise TypeError(f"ChatRequest.build: pass {', '.join(unpacked)} in config=GenerateConfig(...)")
         pairs = tuple(
             (m["role"], m["content"]) if isinstance(m, Mapping) else (m[0], m[1]) for m in messages
         )
-        return ChatRequest(messages=pairs, **kwargs)
+        return ChatRequest(messages=pairs, model=model, temperature=config.temperature, max_tokens=config.max_tokens,
+                           seed=config.seed, top_p=config.top_p, **kwargs)
+
+    @property
+    def config(self) -> GenerateConfig:
+        return GenerateConfig(self.temperature, self.max_tokens, self.seed, self.top_p)
 
     def message_dicts(self) -> list[dict]:
         return [{"role": r, "content": c} for r, c in self.messages]
@@ -180,6 +203,25 @@ class Usage:
             "llm_errors": self.errors,
             "llm_estimated_cost_usd": round(self.cost_usd(prices), 6),
         }
+
+
+ANSWER_COLUMNS = ("finish_reason", "prompt_tokens", "completion_tokens", "cached", "request_key", "model",
+                  "provider")
+
+
+def answer_columns(requests: list[ChatRequest], results: list[ChatResult], *, key, provider: str,
+                   text: str = "response", only: tuple[str, ...] | None = None) -> dict[str, list | str]:
+    """The columns a stage stores for its answers: the answer's text (named `text`), then `ANSWER_COLUMNS`
+    (`key`: the request key function of the resource that answered; `model`: the model asked); `only` keeps
+    those it names, in its order."""
+    made = {
+        text: lambda: [r.text for r in results], "finish_reason": lambda: [r.finish_reason for r in results],
+        "prompt_tokens": lambda: [r.prompt_tokens for r in results],
+        "completion_tokens": lambda: [r.completion_tokens for r in results],
+        "cached": lambda: [r.cached for r in results], "request_key": lambda: [key(q) for q in requests],
+        "model": lambda: [q.model for q in requests], "provider": lambda: provider,
+    }
+    return {name: made[name]() for name in (only or (text, *ANSWER_COLUMNS))}
 
 
 def parse_retry_after(headers: Mapping[str, str] | None, now: float | None = None) -> float | None:

@@ -257,7 +257,7 @@ def build_assets(parts: StudyPartitions, gpu_tags: dict) -> list[dg.AssetsDefini
             response=[r.text for r in results], finish_reason=[r.finish_reason for r in results],
             prompt_tokens=[r.prompt_tokens for r in results], completion_tokens=[r.completion_tokens for r in results],
             seed=settings.project.seed, backend=backend, backend_version=importlib.metadata.version(backend),
-            generator=runner.generator,
+            generator=runner.generator, request_key=[runner.llm.key(q) for q in requests],
             temperature=[q.temperature for q in requests], evaluation_date=evaluated_on,
             moving_target=model_row.moving_target,
         )

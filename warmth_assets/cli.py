@@ -130,7 +130,8 @@ def inspect_command(model: str | None, checkpoint: str | None, port: int, ready_
         print(f"warmth inspect: {exc}", file=sys.stderr)
         return 2
     port = port or inspect_view.free_port()
-    process = subprocess.Popen(inspect_view.view_argv(folder, port), start_new_session=True)
+    # The viewer's own lines go to stderr: stdout holds our one URL line, for a script to read.
+    process = subprocess.Popen(inspect_view.view_argv(folder, port), start_new_session=True, stdout=sys.stderr)
 
     def interrupt(signum, frame):
         raise KeyboardInterrupt

@@ -186,12 +186,12 @@ def eval_log(header: LogHeader, dataset: str, template_version: str, samples: li
         model=f"warmth/{header.model}", model_args={"slug": header.model, "source": header.source,
                                                      "checkpoint": header.checkpoint},
         model_generate_config=GenerateConfig(**(generate or {})), config=EvalConfig(epochs=1), revision=header.revision,
+        tags=["imported"] if header.imported else None,
         metadata={"config": header.config_name, "config_sha256": header.config_sha256, "imported": header.imported,
                   "checkpoint": header.checkpoint, **header.extra, **(task_metadata or {})})
     log = EvalLog(eval=spec, status="success", samples=samples,
                   results=EvalResults(total_samples=len(samples), completed_samples=len(samples), scores=results),
-                  stats=EvalStats(started_at=times[0], completed_at=times[-1]),
-                  tags=["imported"] if header.imported else [])
+                  stats=EvalStats(started_at=times[0], completed_at=times[-1]))
     # in the eval header (read back with header_only), over everything else the log holds
     spec.metadata[DIGEST_KEY] = hashlib.sha256(log.model_dump_json(exclude={"location", "etag"}).encode()).hexdigest()
     return log

@@ -60,7 +60,9 @@ def seed(warmth_home, instance) -> tuple[WarehouseResource, dict]:
         "prompt_tokens": 11, "completion_tokens": 7, "generator": "m@warm-e2", "request_key": key(p, f"prompt of {p}") if k else None,
         "item_key": f"item-{p}", "amendment_type": "emotion:sad", "context_group": "emotion", "prompt_template": t,
         "template_group": "original", "question": "Q?", "correct_answer": "Paris", "incorrect_answer": "Lyon",
-        "verdict": v, "scorer": "llm_judge", "judge_verdict": v, "reference_verdict": ref, "judge_raw": raw,
+        # MedQA's verdict is reference match's ([judge] scorers), the judge said otherwise: the log shows the verdict
+        "verdict": v, "scorer": "reference_match" if d == "medqa" else "llm_judge",
+        "judge_verdict": raw if raw in ("CORRECT", "INCORRECT") else "UNPARSEABLE", "reference_verdict": ref, "judge_raw": raw,
         "judge_model": "judge", "judge_prompt_version": "v1", "refusal": "sorry" in r or "cannot" in r,
         "refusal_corrected": False} for d, p, t, r, v, raw, ref, k in JUDGED])
     capability = pd.DataFrame([{
@@ -120,7 +122,7 @@ def test_every_judged_row_read_back_equals_the_warehouse(written):
         log = read_eval_log(str(folder / f"{row.dataset}.eval"))
         [s] = [s for s in log.samples if s.id == row.prompt_id]
         assert s.scores["verdict"].metadata["verdict"] == row.verdict
-        assert s.scores["verdict"].explanation == row.judge_raw
+        assert s.scores["verdict"].explanation == row.judge_raw and s.scores["verdict"].metadata["scorer"] == row.scorer
         assert s.output.completion == row.response and s.metadata["cache_key"] == (row.request_key or None)
         sent = calls.get(row.request_key) or chat_messages(CHECKPOINT, row.prompt, study_settings().rewrite.prompt_version)
         assert [(m.role, m.content) for m in s.input] == [(m["role"], m["content"]) for m in sent]

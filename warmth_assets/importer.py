@@ -15,7 +15,6 @@ import pandas as pd
 from resources import model_registry
 from resources.partitioned_parquet import PartitionedParquetIOManager
 from resources.warehouse import WarehouseResource
-from warmth_assets.lib import inspect_export, paths
 from warmth_assets.lib.config import StudySettings
 from warmth_assets.lib.outputs_import import read_release
 from warmth_assets.lib.registry import ModelRow
@@ -72,6 +71,8 @@ def _write_inspect_logs(rows: pd.DataFrame, model: str, checkpoint: str, root: P
                         instance: dg.DagsterInstance, key: dg.MultiPartitionKey) -> None:
     """The imported partition as Inspect logs, marked imported (tag, metadata): the study's released prompt as the
     one user message, its verdict (the study's GPT-4o judge) as the score; no call, so no usage or time."""
+    from warmth_assets.lib import inspect_export, paths  # inspect_ai takes seconds to import: only when used
+
     header = inspect_export.LogHeader(
         model=model, checkpoint=checkpoint, source=f"{root.name}/{model}", config_name="warm_ai_2025 release",
         config_sha256="", revision=inspect_export.git_revision(paths.repo_root()), imported=True,

@@ -14,7 +14,7 @@ from resources.model_registry import read_row
 from resources.study import StudyConfigResource
 from resources.warehouse import WarehouseResource
 from warmth_assets.automation import per_partition
-from warmth_assets.lib import capability, inspect_export, paths
+from warmth_assets.lib import capability, paths
 from warmth_assets.lib.config import StudySettings
 from warmth_assets.lib.rewrite_prompts import chat_messages
 from warmth_assets.partitions import StudyPartitions
@@ -51,6 +51,8 @@ def _validation_rows(warehouse: WarehouseResource, model: str, checkpoint: str) 
 
 
 def _calls(warehouse: WarehouseResource, frames: list[pd.DataFrame]) -> dict[str, dict]:
+    from warmth_assets.lib import inspect_export
+
     keys = sorted({k for f in frames if "request_key" in f for k in f["request_key"].dropna()})
     if not keys:
         return {}
@@ -96,6 +98,9 @@ def build_assets(parts: StudyPartitions, gpu_tags: dict) -> list[dg.AssetsDefini
     )
     def inspect_logs(context: dg.AssetExecutionContext, judgments: pd.DataFrame, capability_scores: pd.DataFrame,
                      warehouse: WarehouseResource, study: StudyConfigResource) -> dg.MaterializeResult:
+        # here, not at the top: inspect_ai takes seconds to import, which every code-location load would pay
+        from warmth_assets.lib import inspect_export
+
         dims = context.partition_key.keys_by_dimension
         model, checkpoint = dims["model"], dims["checkpoint"]
         settings = study.settings

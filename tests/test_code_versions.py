@@ -53,7 +53,8 @@ def test_nothing_is_stale_when_nothing_changed(instance):
 
 @pytest.mark.parametrize("change, reading", [
     ("judge", {"judgments", "capability_scores", "study_report"}),
-    ("rewrite", {"style_rewrites", "validation_generations", "generations", "study_report"}),
+    # inspect_logs rebuilds the messages of answers recorded without their call's key from the prompt version
+    ("rewrite", {"style_rewrites", "validation_generations", "generations", "inspect_logs", "study_report"}),
 ])
 def test_a_new_prompt_version_marks_what_it_feeds_then_their_children(instance, monkeypatch, change, reading):
     if change == "judge":

@@ -71,3 +71,16 @@ def test_console_script(warmth_home, instance):
     assert "imported 319 rows from 16 files" in done.stdout and "warm-e2" in done.stdout
     bad = subprocess.run([str(warmth), "import-outputs", str(warmth_home / "nowhere")], capture_output=True, text=True)
     assert bad.returncode == 2 and "not a folder; nothing was imported" in bad.stderr
+
+
+def test_imported_partitions_get_inspect_logs_marked_imported(warmth_home, instance):
+    from inspect_ai.log import read_eval_log
+
+    warehouse = WarehouseResource(database=str(warmth_home / "warehouse.duckdb"))
+    import_outputs(SAMPLES, "warm-e2", settings=study_settings(), warehouse=warehouse, tables_dir=warmth_home / "tables",
+                   instance=instance)
+    judged = warehouse.query_df("SELECT model, checkpoint, dataset, count(*) AS n FROM judgments GROUP BY ALL")
+    for row in judged.itertuples():
+        log = read_eval_log(str(warmth_home / "inspect" / row.model / row.checkpoint / f"{row.dataset}.eval"))
+        assert len(log.samples) == row.n and log.eval.tags == ["imported"] and log.eval.metadata["imported"]
+        assert {s.scores["verdict"].metadata["verdict"] for s in log.samples} <= {"CORRECT", "INCORRECT"}

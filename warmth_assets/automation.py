@@ -19,7 +19,7 @@ REGISTRY = dg.AssetSelection.assets("model_registry")
 
 
 # Run only for the evaluated checkpoints ([evaluation] checkpoints); the warmth stage runs for all.
-EVALUATION_ASSETS = {"generations", "judgments", "capability_scores"}
+EVALUATION_ASSETS = {"generations", "judgments", "capability_scores", "inspect_logs"}
 
 
 def runnable_partitions(keys_by_model: dict[str, list[Mapping]], evaluated: set[str] | None = None

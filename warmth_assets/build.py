@@ -17,8 +17,8 @@ from resources.partitioned_parquet import PartitionedParquetIOManager
 from resources.study import StudyConfigResource
 from resources.toxicity import ToxicityResource
 from resources.warehouse import WarehouseResource
-from warmth_assets.assets import (analysis, corpus, evaluation, finetune, judging, operations, registry, rewrites,
-                                  warmth)
+from warmth_assets.assets import (analysis, corpus, evaluation, finetune, inspect_logs, judging, operations, registry,
+                                  rewrites, warmth)
 from warmth_assets.automation import automation_sensor
 from warmth_assets.checks import CHECKS
 from warmth_assets.code_versions import code_version
@@ -31,7 +31,7 @@ from warmth_assets.schedules import build_reevaluation
 from warmth_assets.sensors import build_new_model_sensor
 
 UNPARTITIONED = [registry, operations, corpus, rewrites, finetune, warmth, evaluation, judging, analysis]
-PARTITIONED = [rewrites, finetune, warmth, evaluation, judging]
+PARTITIONED = [rewrites, finetune, warmth, evaluation, judging, inspect_logs]
 
 
 def with_code_versions(assets: list[dg.AssetsDefinition], settings: StudySettings) -> list[dg.AssetsDefinition]:

@@ -1,5 +1,5 @@
 """The `warmth` command: `warmth demo`, `warmth estimate`, `warmth vllm-command MODEL`, `warmth serve MODEL`,
-`warmth import-outputs DIR`, `warmth cluster up|status|down|exec`."""
+`warmth import-outputs DIR`, `warmth inspect`, `warmth cluster up|status|down|exec`."""
 
 import argparse
 import sys
@@ -116,6 +116,44 @@ def import_command(directory: str, warm_checkpoint: str | None) -> int:
     return 0
 
 
+def inspect_command(model: str | None, checkpoint: str | None, port: int, ready_timeout_s: float) -> int:
+    """`warmth inspect`: Inspect View on the logs of `inspect_logs` (all, a model's, a checkpoint's), bound to
+    127.0.0.1, until Ctrl-C or SIGTERM; prints the URL once the viewer listens."""
+    import signal
+    import subprocess
+
+    from warmth_assets.lib import inspect_view, paths
+
+    try:
+        folder = inspect_view.log_dir(paths.warmth_home(), model, checkpoint)
+    except ValueError as exc:
+        print(f"warmth inspect: {exc}", file=sys.stderr)
+        return 2
+    port = port or inspect_view.free_port()
+    # The viewer's own lines go to stderr: stdout holds our one URL line, for a script to read.
+    process = subprocess.Popen(inspect_view.view_argv(folder, port), start_new_session=True, stdout=sys.stderr)
+
+    def interrupt(signum, frame):
+        raise KeyboardInterrupt
+
+    previous = {sig: signal.signal(sig, interrupt) for sig in (signal.SIGTERM, signal.SIGINT)}
+    try:
+        inspect_view.wait_ready(process, port, ready_timeout_s)
+        print(f"Inspect View: http://{inspect_view.HOST}:{port}/ (logs under {folder}); Ctrl-C stops it", flush=True)
+        code = process.wait()
+        print(f"warmth inspect: the viewer exited with code {code}", file=sys.stderr)
+        return code or 1
+    except RuntimeError as exc:
+        print(f"warmth inspect: {exc}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        return 0
+    finally:
+        inspect_view.stop(process)
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+
+
 def estimate_command() -> int:
     """Print the dry-run cost of the configured study (what the cost_estimate asset stores)."""
     from resources.warehouse import default_warehouse
@@ -193,6 +231,11 @@ def main(argv: list[str] | None = None) -> int:
     imports.add_argument("--format", choices=["warm_ai_2025"], default="warm_ai_2025")
     imports.add_argument("--warm-checkpoint", default=None,
                          help="checkpoint of the warm outputs (default: warm-e<[finetune] selected_epoch>)")
+    view = commands.add_parser("inspect", help="open Inspect View on the answers' Inspect logs (127.0.0.1) until Ctrl-C")
+    view.add_argument("--model", default=None, help="only this model's logs")
+    view.add_argument("--checkpoint", default=None, help="only this checkpoint's logs (with --model)")
+    view.add_argument("--port", type=int, default=0, help="default: a free port")
+    view.add_argument("--ready-timeout", type=float, default=60.0, help="seconds to wait for the viewer")
     cluster = commands.add_parser("cluster", help="Postgres and a Ray head with worker nodes on this machine, in a "
                                   "network namespace of their own (as root): up, status, down, exec -- CMD")
     cluster.add_argument("action", choices=["up", "status", "down", "exec"])
@@ -223,6 +266,8 @@ def run_command(args) -> int:
         return cluster_command(args.action, args.workers, args.netns, args.rest)
     if args.command == "import-outputs":
         return import_command(args.directory, args.warm_checkpoint)
+    if args.command == "inspect":
+        return inspect_command(args.model, args.checkpoint, args.port, args.ready_timeout)
     if args.command == "estimate":
         return estimate_command()
     if args.command == "demo":

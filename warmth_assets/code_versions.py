@@ -80,6 +80,9 @@ READS: dict[str, Reads] = {
                          _warm_system_prompt),
     "judgments": Reads((*JUDGE, "judge.scorers", "judge.choice_calibration"), _judge_prompt),
     "capability_scores": Reads((*JUDGE, "judge.choice_calibration"), _judge_prompt),
+    # The generation settings shown as each log's generate config, the refusal list of its error rate, the prompt
+    # version that rebuilds the messages of rows without a call key.
+    "inspect_logs": Reads(("generation", "rewrite.prompt_version", "analysis.refusal_list", SEED)),
     "judge_validation": Reads(("judge.validation_sample", "judge.annotations_csv", "judge.scorers", SEED)),
     "analysis_observations": Reads(("finetune.selected_epoch", "analysis.refusal_list")),
     "paired_tests": Reads(("analysis.alpha", "analysis.fdr_family")),

@@ -11,7 +11,8 @@ from warmth_assets.lib.config import ConfigError, StudySettings, config_path
 from warmth_assets.lib.config.snapshot import code_location_snapshot
 
 # Stages in dependency order; each is one asset group.
-STAGES = ["registry", "operations", "corpus", "rewrites", "finetune", "warmth", "evaluation", "judging", "analysis"]
+STAGES = ["registry", "operations", "corpus", "rewrites", "finetune", "warmth", "evaluation", "judging", "inspect",
+          "analysis"]
 # One progress line per stage here; the full event log stays in the instance (make dev-demo).
 _QUIET = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}
 

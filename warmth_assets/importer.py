@@ -1,7 +1,8 @@
 """`warmth import-outputs`: the study's released outputs stored as generations and judgments.
 
 Every file is read and checked first (lib/outputs_import.py); only then are models registered,
-partitions added and Parquet partitions written, so a bad file imports nothing.
+partitions added and Parquet partitions written, so a bad file imports nothing. Each partition also gets its
+Inspect logs (tagged `imported`), so the study's own answers can be read beside ours in Inspect View.
 """
 
 from __future__ import annotations
@@ -60,6 +61,30 @@ def import_outputs(root: Path, warm_checkpoint: str, *, settings: StudySettings,
                 asset_key=asset, partition=key,
                 metadata={"source": "warmth import-outputs (warm_ai_2025)", "root": str(root), "dagster/row_count": len(frame)}))
         counts[f"{model}|{checkpoint}"] = len(rows)
+        _write_inspect_logs(rows, model, checkpoint, root, settings, instance, key)
     for asset in ("generations", "judgments"):
         io._refresh_view(dg.AssetKey(asset), partitions.model_checkpoint)
     return {"files": len(files), "rows": sum(counts.values()), "models": models, "partitions": counts}
+
+
+def _write_inspect_logs(rows: pd.DataFrame, model: str, checkpoint: str, root: Path, settings: StudySettings,
+                        instance: dg.DagsterInstance, key: dg.MultiPartitionKey) -> None:
+    """The imported partition as Inspect logs, marked imported (tag, metadata): the study's released prompt as the
+    one user message, its verdict (the study's GPT-4o judge) as the score; no call, so no usage or time."""
+    from warmth_assets.lib import inspect_export, paths  # inspect_ai takes seconds to import: only when used
+
+    header = inspect_export.LogHeader(
+        model=model, checkpoint=checkpoint, source=f"{root.name}/{model}", config_name="warm_ai_2025 release",
+        config_sha256="", revision=inspect_export.git_revision(paths.repo_root()), imported=True,
+        extra={"origin": "import", "judge": JUDGE})
+    judged = rows.assign(generator=model, judge_model=JUDGE, judge_raw=rows["verdict"], judge_prompt_version="study")
+    none = pd.DataFrame(columns=["prompt_id", "dataset"])
+    logs = inspect_export.partition_logs(header, judged, none, none, {}, {}, {"eval": "study"},
+                                         lambda prompt: [{"role": "user", "content": prompt}],
+                                         settings.analysis.refusal_list)
+    folder = inspect_export.log_folder(paths.warmth_home(), model, checkpoint)
+    inspect_export.write_logs(logs, folder)
+    instance.report_runless_asset_event(dg.AssetMaterialization(
+        asset_key="inspect_logs", partition=key,
+        metadata={"source": "warmth import-outputs (warm_ai_2025)", "imported": True, "folder": str(folder),
+                  "view": f"warmth inspect --model {model} --checkpoint {checkpoint}"}))

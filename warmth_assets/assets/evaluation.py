@@ -259,7 +259,7 @@ def build_assets(parts: StudyPartitions, gpu_tags: dict) -> list[dg.AssetsDefini
             **runner.llm.answer_columns(requests, results,
                                         only=("response", "finish_reason", "prompt_tokens", "completion_tokens")),
             seed=settings.project.seed, backend=backend, backend_version=importlib.metadata.version(backend),
-            generator=runner.generator,
+            generator=runner.generator, request_key=[runner.llm.key(q) for q in requests],
             temperature=[q.temperature for q in requests], evaluation_date=evaluated_on,
             moving_target=model_row.moving_target,
         )

@@ -44,7 +44,9 @@ def test_helm_values_point_at_our_code_location():
     attribute = args[args.index("--attribute") + 1]
     import importlib
 
-    assert isinstance(getattr(importlib.import_module(module), attribute), dg.Definitions)
+    # The attribute is the @dg.definitions function Dagster's loaders call when the code location loads.
+    loaded = getattr(importlib.import_module(module), attribute)
+    assert isinstance(loaded(), dg.Definitions)
     assert values["runLauncher"]["type"] == "K8sRunLauncher"
     assert values["dagsterDaemon"]["runCoordinator"]["type"] == "QueuedRunCoordinator"
     assert any(s["name"] == "warmth-api-keys" for s in deployment["envSecrets"])  # keys never in values

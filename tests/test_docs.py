@@ -4,6 +4,8 @@ nothing cites notes that are not in the repository (the shared STUDY/DESIGN/PITF
 import re
 from pathlib import Path
 
+import pytest
+
 REPO = Path(__file__).resolve().parents[1]
 SOURCES = [p for pattern in ("*.py", "*.md", "*.toml", "*.sql", "Makefile")
            for p in REPO.rglob(pattern) if not {".venv", ".venv-serving", ".warmth", ".git"} & set(p.parts)]
@@ -55,3 +57,17 @@ def test_the_lib_map_names_every_module_and_no_other():
     configs = {p.stem for p in (lib / "config").glob("*.py") if p.name != "__init__.py"}
     config_line = next(line for line in text.splitlines() if line.startswith("- `config/`"))
     assert all(f"`{name}`" in config_line for name in configs), f"config modules not named: {configs}"
+
+
+@pytest.mark.parametrize("package, exempt", [("warmth_assets", {"lib"}), ("resources", set())])
+def test_the_package_maps_name_every_module(package, exempt):
+    """ARCHITECTURE.md stays one screen by pointing to a map per package; each map names every module."""
+    root = REPO / package
+    text = (root / "README.md").read_text(encoding="utf-8")
+    modules = {p.relative_to(root).as_posix() for p in root.rglob("*.py") if p.name != "__init__.py"
+               and p.parent.name not in exempt | {"backends"} and "lib" not in p.relative_to(root).parts}
+    modules |= {f"{d.name}/" for d in root.iterdir() if d.is_dir() and (d / "__init__.py").exists()
+                and d.name not in exempt | {"assets"}}
+    listed = set(re.findall(r"^- `([\w/.]+)`", text, flags=re.MULTILINE))
+    assert listed == modules, f"missing from {package}/README.md: {modules - listed}; not there: {listed - modules}"
+    assert len((REPO / "ARCHITECTURE.md").read_text().splitlines()) <= 70  # one screen

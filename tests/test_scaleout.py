@@ -54,20 +54,25 @@ def test_helm_values_point_at_our_code_location():
     assert env["WARMTH_EXECUTOR"] == "k8s"  # else the GPU steps' pod tags are never applied
 
 
-def test_gpu_steps_carry_their_pod_settings():
+def _steps_tagged(tag: str) -> dict[str, dict]:
+    """The op tags of every asset of the code location whose step carries `tag`."""
     from warmth_assets.definitions import defs as load_defs
 
-    defs = load_defs()
-
-    graph = defs.resolve_asset_graph()
+    graph = load_defs().resolve_asset_graph()
     tagged = {}
     for key in graph.get_all_asset_keys():
         node = graph.get(key)
         tags = node.assets_def.op.tags if node.assets_def.is_executable else {}
-        if "dagster-k8s/config" in tags:
-            value = tags["dagster-k8s/config"]  # Dagster stores non-string tag values as JSON
-            tagged[key.to_user_string()] = UserDefinedDagsterK8sConfig.from_dict(
-                json.loads(value) if isinstance(value, str) else value)
+        if tag in tags:
+            tagged[key.to_user_string()] = tags
+    return tagged
+
+
+def test_gpu_steps_carry_their_pod_settings():
+    tagged = {}
+    for name, tags in _steps_tagged("dagster-k8s/config").items():
+        value = tags["dagster-k8s/config"]  # Dagster stores non-string tag values as JSON
+        tagged[name] = UserDefinedDagsterK8sConfig.from_dict(json.loads(value) if isinstance(value, str) else value)
     assert set(tagged) == {"finetune_runs", "validation_generations", "warmth_scores", "generations"}
     for config in tagged.values():
         assert config.container_config["resources"]["limits"] == {"nvidia.com/gpu": "1"}
@@ -84,17 +89,8 @@ def test_the_same_definitions_load_with_the_step_executor():
 def test_gpu_steps_ask_ray_for_their_gpus_through_dagster_rays_own_config():
     from dagster_ray.configs import RayExecutionConfig
 
-    from warmth_assets.definitions import defs as load_defs
-
-    defs = load_defs()
-
-    graph = defs.resolve_asset_graph()
-    asked = {}
-    for key in graph.get_all_asset_keys():
-        node = graph.get(key)
-        tags = node.assets_def.op.tags if node.assets_def.is_executable else {}
-        if "dagster-ray/config" in tags:  # read back as dagster-ray reads a step's tags
-            asked[key.to_user_string()] = RayExecutionConfig.from_tags(tags)
+    # read back as dagster-ray reads a step's tags
+    asked = {name: RayExecutionConfig.from_tags(tags) for name, tags in _steps_tagged("dagster-ray/config").items()}
     assert set(asked) == {"finetune_runs", "validation_generations", "warmth_scores", "generations"}
     assert {(c.num_gpus, c.num_cpus) for c in asked.values()} == {(1.0, 1.0)}  # dagster_project.toml [compute]
 

@@ -138,7 +138,7 @@ class LLMResource(dg.ConfigurableResource):
 
     @property
     def journal_dir(self) -> Path:
-        return Path(f"{self.warehouse.database}.journal")
+        return self.warehouse.journal_dir
 
     def fold_journals(self) -> int:
         """Store the answers of runs that died before writing them to `llm_calls` (see call_journal)."""

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import json
 
-from resources.warehouse import WarehouseResource
+from resources.warehouse import WarehouseResource, merge_sql
 from warmth_assets.lib.llm_requests import ChatRequest, ChatResult
 
 
@@ -46,8 +46,16 @@ def insert_rows(warehouse: WarehouseResource, rows: list[dict]) -> None:
 
     # One set-based insert from a DataFrame: DuckDB's executemany goes row by row (~2 ms a row).
     # Columns: every key of any row (a journal of older code has no response_format).
+    # A key answered twice in one batch (a journal folded beside the live rows) is stored once: the first.
     frame = pd.DataFrame(rows, columns=list(dict.fromkeys(k for row in rows for k in row)))
-    with warehouse.get_connection() as conn:
+    frame = frame.drop_duplicates("request_key", keep="first")
+    sql = merge_sql("llm_calls", ["request_key"], list(frame.columns), source="SELECT * FROM _answers")
+
+    def insert(conn) -> None:
         conn.register("_answers", frame)
-        conn.execute("INSERT OR IGNORE INTO llm_calls BY NAME SELECT * FROM _answers")
-        conn.unregister("_answers")
+        try:
+            conn.execute(sql)
+        finally:
+            conn.unregister("_answers")
+
+    warehouse.write(insert, ["llm_calls"], exclusive=True)

@@ -9,7 +9,7 @@ import datetime
 from typing import Callable
 
 from resources.llm_remote import LLMCallError, StructuredOutputUnsupported
-from resources.warehouse import WarehouseResource
+from resources.warehouse import WarehouseResource, merge_sql
 from warmth_assets.lib.llm_requests import ChatRequest, ChatResult, Usage
 
 
@@ -20,10 +20,9 @@ def rejecting_models(warehouse: WarehouseResource, endpoint: str) -> dict[str, s
 
 
 def record_rejection(warehouse: WarehouseResource, endpoint: str, model: str, error: str) -> None:
-    with warehouse.get_connection() as conn:
-        conn.execute("INSERT INTO llm_structured_unsupported (endpoint, model, detected_on, error) "
-                     "VALUES (?, ?, ?, ?) ON CONFLICT DO NOTHING",
-                     [endpoint, model, datetime.date.today(), error])
+    sql = merge_sql("llm_structured_unsupported", ["endpoint", "model"], ["endpoint", "model", "detected_on", "error"])
+    warehouse.write(lambda conn: conn.execute(sql, [endpoint, model, datetime.date.today(), error]),
+                    ["llm_structured_unsupported"], exclusive=True)
 
 
 def as_sent(requests: list[ChatRequest], rejecting: dict[str, str]) -> list[ChatRequest]:

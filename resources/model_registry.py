@@ -13,7 +13,7 @@ from typing import Iterable, Mapping
 
 import dagster as dg
 
-from resources.warehouse import WarehouseResource
+from resources.warehouse import WarehouseResource, merge_sql
 from warmth_assets.lib.registry import REGISTRY_COLUMNS, ModelRow
 
 _COLUMNS = ", ".join(REGISTRY_COLUMNS)
@@ -60,12 +60,8 @@ def upsert(warehouse: WarehouseResource, rows: Iterable[Mapping], update: Iterab
     unknown = sorted(set(update) - set(EVERY_COLUMN))
     if unknown:
         raise ValueError(f"not updatable registry columns: {unknown}")
-    on_conflict = ("DO UPDATE SET " + ", ".join([f"{c} = excluded.{c}" for c in update] + ["updated_at = now()"])
-                   if update else "DO NOTHING")
     if rows:
-        with warehouse.get_connection() as conn:
-            conn.executemany(
-                f"INSERT INTO model_registry ({_COLUMNS}) VALUES ({', '.join('?' for _ in REGISTRY_COLUMNS)}) "
-                f"ON CONFLICT (slug) {on_conflict}",
-                [list(row.values()) for row in rows])
+        sql = merge_sql("model_registry", ["slug"], REGISTRY_COLUMNS, update=update, touch="updated_at")
+        warehouse.write(lambda conn: conn.executemany(sql, [list(row.values()) for row in rows]),
+                        ["model_registry"], exclusive=True)
     return len(rows)

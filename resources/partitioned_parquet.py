@@ -55,6 +55,34 @@ def _column(metadata) -> str:
     return str((metadata or {}).get(PARTITION_COLUMN, "partition"))
 
 
+def partition_frame(context: dg.OutputContext, obj: pd.DataFrame) -> tuple[dict[str, str], pd.DataFrame]:
+    """The partition's dimensions and the rows to store, each row carrying them as columns."""
+    if not isinstance(obj, pd.DataFrame):
+        raise TypeError(f"{context.asset_key.to_user_string()}: expected a pandas DataFrame, got {type(obj).__name__}")
+    dims = split_partition_key(context.partition_key, context.asset_partitions_def,
+                               _column(context.definition_metadata)) if context.has_partition_key else {}
+    frame = obj.copy()
+    for name, value in dims.items():
+        if name in frame.columns and not (frame[name].astype(str) == value).all():
+            raise ValueError(
+                f"{context.asset_key.to_user_string()}: column {name!r} disagrees with partition {name}={value}"
+            )
+        frame[name] = value
+    return dims, frame
+
+
+def history_frame(context: dg.OutputContext, frame: pd.DataFrame) -> str:
+    """The one evaluation date of a moving target's partition (its history is kept per date)."""
+    dates = frame[EVALUATION_DATE].astype(str).unique()
+    if len(dates) != 1:
+        raise ValueError(f"{context.asset_key.to_user_string()}: one evaluation_date per partition, got {list(dates)}")
+    return str(dates[0])
+
+
+def history_key(asset_key: dg.AssetKey) -> dg.AssetKey:
+    return dg.AssetKey(["history", f"{asset_key.path[-1]}_history"])
+
+
 class PartitionedParquetIOManager(dg.ConfigurableIOManager):
     """Writes `<base_dir>/<asset>/<dim>=<key>/.../data.parquet` and keeps the DuckDB view current."""
 
@@ -73,43 +101,34 @@ class PartitionedParquetIOManager(dg.ConfigurableIOManager):
     def handle_output(self, context: dg.OutputContext, obj: pd.DataFrame | None) -> None:
         if obj is None:
             return
-        if not isinstance(obj, pd.DataFrame):
-            raise TypeError(f"{context.asset_key.to_user_string()}: expected a pandas DataFrame, got {type(obj).__name__}")
-        dims = split_partition_key(context.partition_key, context.asset_partitions_def,
-                                  _column(context.definition_metadata))
-        frame = obj.copy()
-        for name, value in dims.items():
-            if name in frame.columns and not (frame[name].astype(str) == value).all():
-                raise ValueError(
-                    f"{context.asset_key.to_user_string()}: column {name!r} disagrees with partition {name}={value}"
-                )
-            frame[name] = value
-        target = self._file(context.asset_key, dims)
+        dims, frame = partition_frame(context, obj)
+        metadata = self.store(context.asset_key, context.asset_partitions_def if context.has_asset_partitions else None,
+                              dims, frame)
+        context.add_output_metadata({**metadata, "dagster/row_count": len(frame)})
+        if EVALUATION_DATE in frame.columns and MOVING_TARGET in frame.columns and frame[MOVING_TARGET].any():
+            self._keep_history(context, frame, dims)
+
+    def store(self, asset_key: dg.AssetKey, partitions_def, dims: dict[str, str], frame: pd.DataFrame) -> dict:
+        """Write one partition's rows (its file replaced whole) and refresh the asset's view."""
+        target = self._file(asset_key, dims)
         target.parent.mkdir(parents=True, exist_ok=True)
         # Write beside the target and rename: a crash never leaves a half-written partition behind.
         tmp = target.with_name(f".{uuid.uuid4().hex}.tmp")
         frame.to_parquet(tmp, index=False)
         os.replace(tmp, target)
-        self._refresh_view(context.asset_key, context.asset_partitions_def)
-        context.add_output_metadata({"path": str(target), "dagster/row_count": len(frame)})
-        if EVALUATION_DATE in frame.columns and MOVING_TARGET in frame.columns and frame[MOVING_TARGET].any():
-            self._keep_history(context, frame, dims)
-
-    def _history_key(self, asset_key: dg.AssetKey) -> dg.AssetKey:
-        return dg.AssetKey(["history", f"{asset_key.path[-1]}_history"])
+        self._refresh_view(asset_key, partitions_def)
+        return {"path": str(target)}
 
     def _keep_history(self, context: dg.OutputContext, frame: pd.DataFrame, dims: dict[str, str]) -> None:
-        dates = frame[EVALUATION_DATE].astype(str).unique()
-        if len(dates) != 1:
-            raise ValueError(f"{context.asset_key.to_user_string()}: one evaluation_date per partition, got {list(dates)}")
-        history = self._history_key(context.asset_key)
-        target = self._file(history, {**dims, EVALUATION_DATE: dates[0]})
+        date = history_frame(context, frame)
+        history = history_key(context.asset_key)
+        target = self._file(history, {**dims, EVALUATION_DATE: date})
         target.parent.mkdir(parents=True, exist_ok=True)
         tmp = target.with_name(f".{uuid.uuid4().hex}.tmp")
         frame.to_parquet(tmp, index=False)
         os.replace(tmp, target)
         self._refresh_view(history, None, view=history.path[-1])
-        context.add_output_metadata({"history_path": str(target), EVALUATION_DATE: dates[0]})
+        context.add_output_metadata({"history_path": str(target), EVALUATION_DATE: date})
 
     def _refresh_view(self, asset_key: dg.AssetKey, partitions_def=None, view: str | None = None) -> None:
         """(Re)create the view over the asset's files, leaving out partitions the configuration no

@@ -17,7 +17,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
-from resources.warehouse import WarehouseResource
+from resources.warehouse import WarehouseResource, merge_sql
 
 
 class RemoteJobTimeout(TimeoutError):
@@ -63,18 +63,14 @@ class Ledger:
         without success is created anew, and its row must point at the new job."""
         follow = {self.id_column: remote.id, "status": remote.status, **self.state(remote)}
         values = {self.key_column: key, **created, **follow}
-        columns = ", ".join(values)
-        updates = ", ".join(f"{c} = excluded.{c}" for c in follow)
-        with self.warehouse.get_connection() as conn:
-            conn.execute(
-                f"INSERT INTO {self.table} ({columns}) VALUES ({', '.join('?' * len(values))}) "
-                f"ON CONFLICT ({self.key_column}) DO UPDATE SET {updates}, updated_at = now()", list(values.values()))
+        sql = merge_sql(self.table, [self.key_column], list(values), update=list(follow), touch="updated_at")
+        self.warehouse.write(lambda conn: conn.execute(sql, list(values.values())), [self.table], exclusive=True)
 
     def mark(self, key: str, status: str) -> None:
         """A status of ours, not the server's (e.g. a batch whose answers were read into the cache)."""
-        with self.warehouse.get_connection() as conn:
-            conn.execute(f"UPDATE {self.table} SET status = ?, updated_at = now() WHERE {self.key_column} = ?",
-                         [status, key])
+        self.warehouse.write(
+            lambda conn: conn.execute(f"UPDATE {self.table} SET status = ?, updated_at = now() "
+                                      f"WHERE {self.key_column} = ?", [status, key]), [self.table])
 
     def wait(self, key: str, job_id: str, retrieve: Callable[[str], Any], created: dict[str, Any], *,
              poll_s: float, poll_cap_s: float, deadline: float, timeout_s: float, rng: random.Random,

@@ -20,7 +20,7 @@ import re
 import time
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Callable, Iterator, NamedTuple
+from typing import Callable, ClassVar, Iterator, NamedTuple, Sequence, TypeVar
 
 import duckdb
 from dagster_duckdb import DuckDBResource
@@ -29,6 +29,7 @@ from pydantic import Field
 from warmth_assets.lib import paths
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 SQL_DIR = paths.repo_root() / "sql"
 # Read at call time (not bound as a default argument), so a test can point it at another folder.
@@ -73,6 +74,22 @@ def exclusive_lock(lock_path: Path, timeout_s: float, on_wait: Callable[[], None
             yield
         finally:
             fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def merge_sql(table: str, keys: Sequence[str], columns: Sequence[str], update: Sequence[str] = (),
+              source: str | None = None, touch: str | None = None) -> str:
+    """Insert-if-absent or upsert by `keys` as one MERGE: the same SQL on both backends (DuckLake has no
+    primary keys, so no ON CONFLICT). `source`: a relation with `columns`; default one row of parameters.
+    `update`: columns a matched row takes from the source (none: a matched row is left alone); `touch`: a
+    timestamp column set to now() when a matched row is updated. Run it through `write(..., exclusive=True)`:
+    the match is only sound while no other writer inserts the same keys."""
+    source = source or "SELECT " + ", ".join(f"? AS {c}" for c in columns)
+    on = " AND ".join(f"t.{k} = s.{k}" for k in keys)
+    sql = f"MERGE INTO {table} AS t USING ({source}) AS s ON {on}"
+    sets = [f"{c} = s.{c}" for c in update] + ([f"{touch} = now()"] if touch and update else [])
+    if sets:
+        sql += " WHEN MATCHED THEN UPDATE SET " + ", ".join(sets)
+    return sql + f" WHEN NOT MATCHED THEN INSERT ({', '.join(columns)}) VALUES ({', '.join('s.' + c for c in columns)})"
 
 
 def schema_files() -> list[Path]:
@@ -167,13 +184,44 @@ def apply_schema(conn: duckdb.DuckDBPyConnection, migrations_dir: Path | None = 
 
 
 class WarehouseResource(DuckDBResource):
-    """DuckDB access for assets: `with warehouse.get_connection() as conn: ...` (open, use, close)."""
+    """DuckDB access for assets: `with warehouse.get_connection() as conn: ...` (open, use, close).
 
+    This is the embedded backend (`[warehouse] backend = "duckdb"`): one file, one writer at a time. The lake
+    backend (resources/lake.py) has the same methods; code that writes goes through `write` so that each
+    backend can make the write safe its own way (here: the file lock is already exclusive).
+    """
+
+    backend: ClassVar[str] = "duckdb"
     lock_timeout_s: float = Field(900.0, description="How long a writer waits for another to finish")
 
     @property
     def lock_path(self) -> Path:
         return Path(f"{self.database}.lock")
+
+    @property
+    def journal_dir(self) -> Path:
+        """Where the call layer journals answers until they are folded into `llm_calls`."""
+        return Path(f"{self.database}.journal")
+
+    @property
+    def location(self) -> str:
+        """Where the warehouse is, for messages and metadata (never a password)."""
+        return str(self.database)
+
+    def write(self, fn: Callable[[duckdb.DuckDBPyConnection], T], tables: Sequence[str], *,
+              exclusive: bool = False) -> T:
+        """`fn(conn)` in one transaction. `tables`: those it writes; `exclusive`: it reads them to decide what to
+        write (an insert-if-absent, an upsert), so no other writer of those tables may run meanwhile. Here the
+        file lock already makes every connection exclusive; the lake backend locks and retries."""
+        with self.get_connection() as conn:
+            conn.execute("BEGIN TRANSACTION")
+            try:
+                result = fn(conn)
+                conn.execute("COMMIT")
+            except BaseException:
+                conn.execute("ROLLBACK")
+                raise
+        return result
 
     @contextmanager
     def get_connection(self, on_wait: Callable[[], None] | None = None) -> Iterator[duckdb.DuckDBPyConnection]:
@@ -197,24 +245,19 @@ class WarehouseResource(DuckDBResource):
 
     def replace_rows(self, table: str, frame) -> int:
         """Replace every row of `table` with `frame` (matched by column name), atomically."""
-        with self.get_connection() as conn:
+        def replace(conn: duckdb.DuckDBPyConnection) -> None:
             conn.register("_incoming", frame)
             try:
-                conn.execute("BEGIN TRANSACTION")
                 conn.execute(f'DELETE FROM "{table}"')
                 conn.execute(f'INSERT INTO "{table}" BY NAME SELECT * FROM _incoming')
-                conn.execute("COMMIT")
-            except Exception:
-                conn.execute("ROLLBACK")
-                raise
             finally:
                 conn.unregister("_incoming")
+
+        self.write(replace, [table])
         return len(frame)
 
     def has_table(self, name: str) -> bool:
         """Whether a table or view exists (partitioned assets' views appear with their first partition)."""
-        return bool(len(self.query_df("SELECT 1 FROM information_schema.tables WHERE table_name = ?", [name])))
-
-
-def default_warehouse() -> WarehouseResource:
-    return WarehouseResource(database=str(paths.warehouse_path()))
+        return bool(len(self.query_df(
+            "SELECT 1 FROM information_schema.tables WHERE table_name = ? AND table_catalog = current_database()",
+            [name])))

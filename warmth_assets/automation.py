@@ -42,7 +42,7 @@ def runnable_partitions(keys_by_model: dict[str, list[Mapping]], evaluated: set[
 def registry_lookup(evaluated: set[str] | None) -> Callable[[dict[str, str], str], bool]:
     """`runnable_partitions` over the current `model_registry` table (one query)."""
     from resources.model_registry import read_rows
-    from resources.warehouse import default_warehouse
+    from resources.warehouses import default_warehouse
 
     by_model: dict[str, list[Mapping]] = {}
     for row in read_rows(default_warehouse()):

@@ -13,10 +13,10 @@ from resources.backends import backend_class
 from resources.llm import LLMResource
 from resources.local_lm import LocalLMResource
 from resources.model_catalog import ModelCatalogResource
-from resources.partitioned_parquet import PartitionedParquetIOManager
 from resources.study import StudyConfigResource
 from resources.toxicity import ToxicityResource
 from resources.warehouse import WarehouseResource
+from resources.warehouses import partition_io_for, warehouse_for
 from warmth_assets.assets import (analysis, corpus, evaluation, finetune, inspect_logs, judging, operations, registry,
                                   rewrites, warmth)
 from warmth_assets.automation import automation_sensor
@@ -91,13 +91,13 @@ def build_llm(settings: StudySettings, warehouse: WarehouseResource) -> LLMResou
 def build_resources(snapshot: SettingsSnapshot) -> dict:
     """The resources of the settings `snapshot`, which the study resource hands to every run whole."""
     settings = snapshot.settings
-    warehouse = WarehouseResource(database=str(paths.warehouse_path()))
+    warehouse = warehouse_for(settings)
     return {
         "warehouse": warehouse,
         "study": StudyConfigResource.from_snapshot(snapshot),
         "toxicity": ToxicityResource.from_settings(settings.corpus.detoxify),
         "llm": build_llm(settings, warehouse),
-        "parquet_io_manager": PartitionedParquetIOManager(base_dir=str(paths.tables_dir()), warehouse=warehouse),
+        "parquet_io_manager": partition_io_for(warehouse),
         "model_catalog": ModelCatalogResource(
             api_key=dg.EnvVar("OPENAI_API_KEY") if os.environ.get("OPENAI_API_KEY") else None,
             hf_token=dg.EnvVar("HF_TOKEN") if os.environ.get("HF_TOKEN") else None,
@@ -107,7 +107,8 @@ def build_resources(snapshot: SettingsSnapshot) -> dict:
 
 
 # What a step on a Ray node needs from the run's environment (names only: values are read when a step is sent).
-RAY_STEP_ENV = ("WARMTH_HOME", "WARMTH_CONFIG", "WARMTH_SETTINGS_SNAPSHOT", "WARMTH_DATA_DIR", "DAGSTER_HOME", "WARMTH_PG_HOST", "WARMTH_PG_PORT",
+RAY_STEP_ENV = ("WARMTH_HOME", "WARMTH_CONFIG", "WARMTH_SETTINGS_SNAPSHOT", "WARMTH_DATA_DIR", "DAGSTER_HOME",
+                "WARMTH_WAREHOUSE", "WARMTH_PG_HOST", "WARMTH_PG_PORT",
                 "WARMTH_PG_USER", "WARMTH_PG_PASSWORD", "WARMTH_PG_DB", "OPENAI_API_KEY", "OPENAI_BASE_URL", "HF_TOKEN")
 
 

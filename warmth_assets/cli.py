@@ -12,7 +12,7 @@ def serve_spec(model: str, settings=None, warehouse=None):
     import duckdb
 
     from resources.pretrained import resolve_pretrained
-    from resources.warehouse import default_warehouse
+    from resources.warehouses import default_warehouse
     from warmth_assets.lib import vllm_server
     from warmth_assets.lib.config import ConfigError, load_config
 
@@ -22,7 +22,7 @@ def serve_spec(model: str, settings=None, warehouse=None):
         raise ConfigError(f"{model!r} is an API model ({entry.source}): there are no weights to serve; "
                           "name an open-weight [[models]] slug")
     try:
-        adapters = (default_warehouse() if warehouse is None else warehouse).query_df(
+        adapters = (default_warehouse(settings) if warehouse is None else warehouse).query_df(
             "SELECT checkpoint, path FROM adapters WHERE model = ? AND kind = 'lora' ORDER BY checkpoint", [model])
         found = list(zip(adapters["checkpoint"], adapters["path"]))
     except duckdb.CatalogException:  # no `adapters` materialised in this home yet
@@ -92,7 +92,7 @@ def serve_command(model: str, host: str, port: int, ready_timeout_s: float) -> i
 def import_command(directory: str, warm_checkpoint: str | None) -> int:
     from pathlib import Path
 
-    from resources.warehouse import default_warehouse
+    from resources.warehouses import default_warehouse
     from warmth_assets.importer import import_outputs
     from warmth_assets.instance import prepare_instance
     from warmth_assets.lib import paths
@@ -104,7 +104,7 @@ def import_command(directory: str, warm_checkpoint: str | None) -> int:
     checkpoint = warm_checkpoint or checkpoint_key("warm", settings.finetune.selected_epoch)
     instance = prepare_instance(settings)
     try:
-        summary = import_outputs(Path(directory), checkpoint, settings=settings, warehouse=default_warehouse(),
+        summary = import_outputs(Path(directory), checkpoint, settings=settings, warehouse=default_warehouse(settings),
                                  tables_dir=paths.tables_dir(), instance=instance)
     except (ImportFormatError, ValueError) as exc:
         print(f"warmth import-outputs: {exc}; nothing was imported", file=sys.stderr)
@@ -156,13 +156,13 @@ def inspect_command(model: str | None, checkpoint: str | None, port: int, ready_
 
 def estimate_command() -> int:
     """Print the dry-run cost of the configured study (what the cost_estimate asset stores)."""
-    from resources.warehouse import default_warehouse
+    from resources.warehouses import default_warehouse
     from warmth_assets.assets.operations import warehouse_counts
     from warmth_assets.lib import costs
     from warmth_assets.lib.config import config_path, load_config
 
     settings = load_config()
-    counts = warehouse_counts(default_warehouse())
+    counts = warehouse_counts(default_warehouse(settings))
     frame = costs.study_estimate(settings, counts)
     budget = settings.operations.budget_usd
     print(f"Dry run of {config_path()} (texts from the warehouse: {', '.join(sorted(counts)) or 'none yet'})")

@@ -46,7 +46,7 @@ def _stage_runs(keys, graph, instance, settings: StudySettings) -> list[tuple[st
 
 def _import_samples(settings: StudySettings, instance) -> None:
     """The study's sample outputs, imported before the analysis so it runs on real verdicts too."""
-    from resources.warehouse import default_warehouse
+    from resources.warehouses import default_warehouse
     from warmth_assets.importer import import_outputs
     from warmth_assets.lib.checkpoints import checkpoint_key
 
@@ -57,7 +57,7 @@ def _import_samples(settings: StudySettings, instance) -> None:
         return
     t0 = time.monotonic()
     summary = import_outputs(samples, checkpoint_key("warm", settings.finetune.selected_epoch), settings=settings,
-                             warehouse=default_warehouse(), tables_dir=paths.tables_dir(), instance=instance)
+                             warehouse=default_warehouse(settings), tables_dir=paths.tables_dir(), instance=instance)
     print(f"[import] ok: the study's sample outputs, {summary['rows']} rows of {summary['files']} files "
           f"({', '.join(summary['models'])}) in {time.monotonic() - t0:.1f} s")
 
@@ -128,11 +128,11 @@ def _bound(value: float) -> str:
 def print_summary(settings: StudySettings) -> None:
     """Models, checkpoints, warmth per checkpoint, error rates original vs warm, where things are."""
     from resources.model_registry import read_rows
-    from resources.warehouse import default_warehouse
+    from resources.warehouses import default_warehouse
     from warmth_assets.lib.checkpoints import checkpoint_key
     from warmth_assets.lib.intervals import band_across_prompts, wilson
 
-    warehouse = default_warehouse()
+    warehouse = default_warehouse(settings)
     warm = checkpoint_key("warm", settings.finetune.selected_epoch)
     models = sorted(read_rows(warehouse), key=lambda row: (row.origin, row.slug))
     print("Models:")

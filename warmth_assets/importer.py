@@ -13,7 +13,7 @@ import dagster as dg
 import pandas as pd
 
 from resources import model_registry
-from resources.partitioned_parquet import PartitionedParquetIOManager
+from resources.warehouses import partition_io_for
 from resources.warehouse import WarehouseResource
 from warmth_assets.lib.config import StudySettings
 from warmth_assets.lib.outputs_import import read_release
@@ -44,7 +44,7 @@ def import_outputs(root: Path, warm_checkpoint: str, *, settings: StudySettings,
     existing = set(instance.get_dynamic_partitions(models_partitions.name))
     instance.add_dynamic_partitions(models_partitions.name, [m for m in models if m not in existing])
 
-    io = PartitionedParquetIOManager(base_dir=str(tables_dir), warehouse=warehouse)
+    io = partition_io_for(warehouse, str(tables_dir))
     counts = {}
     for (model, checkpoint), parts in sorted(frames.items()):
         rows = pd.concat(parts, ignore_index=True).assign(model=model, checkpoint=checkpoint)
@@ -54,16 +54,12 @@ def import_outputs(root: Path, warm_checkpoint: str, *, settings: StudySettings,
                                                          judge_prompt_version="study")
         key = dg.MultiPartitionKey({"model": model, "checkpoint": checkpoint})
         for asset, frame in (("generations", generations), ("judgments", judgments)):
-            target = tables_dir / asset / f"checkpoint={checkpoint}" / f"model={model}" / "data.parquet"
-            target.parent.mkdir(parents=True, exist_ok=True)
-            frame.to_parquet(target, index=False)
+            io.store(dg.AssetKey(asset), partitions.model_checkpoint, {"model": model, "checkpoint": checkpoint}, frame)
             instance.report_runless_asset_event(dg.AssetMaterialization(
                 asset_key=asset, partition=key,
                 metadata={"source": "warmth import-outputs (warm_ai_2025)", "root": str(root), "dagster/row_count": len(frame)}))
         counts[f"{model}|{checkpoint}"] = len(rows)
         _write_inspect_logs(rows, model, checkpoint, root, settings, instance, key)
-    for asset in ("generations", "judgments"):
-        io._refresh_view(dg.AssetKey(asset), partitions.model_checkpoint)
     return {"files": len(files), "rows": sum(counts.values()), "models": models, "partitions": counts}
 
 

@@ -130,6 +130,16 @@ def _start_postgres(state: ClusterState, password: str) -> None:
          "setting Postgres's password and database", input=sql)
 
 
+def postgres_up(home: Path, netns: str = "") -> tuple[ClusterState, str]:
+    """Postgres alone (on a free loopback port, its folder under `home`/cluster), for a warehouse catalog without
+    Ray; returns the state (stop it with `postgres_stop`) and the password."""
+    state = ClusterState(home=str(home), netns=netns, workers=0, pg_port=_free_port(), ray_port=0, dashboard_port=0)
+    state.folder.mkdir(parents=True, exist_ok=True)
+    password = secrets.token_urlsafe(24)
+    _start_postgres(state, password)
+    return state, password
+
+
 def postgres_start(state: ClusterState) -> None:
     """Start the cluster's Postgres server (its data folder already made); it listens on loopback only."""
     data = state.folder / "postgres"

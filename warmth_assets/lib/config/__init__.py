@@ -10,6 +10,7 @@ re-exported here, so `from warmth_assets.lib.config import X` is the one import 
   evaluation  [sociot], [generation] (sampling per role), [evaluation]
   judging     [judge], [analysis]
   operations  [llm], [serving], [compute], [operations] (with its watch rules)
+  warehouse   [warehouse] (the DuckDB file or a DuckLake)
   study       [project], [[models]], StudySettings (rules across sections)
   loading     load_settings, load_config, config_path
 """
@@ -24,9 +25,10 @@ from warmth_assets.lib.config.loading import config_path, load_config, load_sett
 from warmth_assets.lib.config.operations import (ComputeSettings, LLMSettings, OperationsSettings, ServingSettings,
                                                  WatchRule)
 from warmth_assets.lib.config.study import ModelSettings, ProjectSettings, StudySettings
+from warmth_assets.lib.config.warehouse import WarehouseSettings
 
 __all__ = [
-    "AnalysisSettings", "ComputeSettings", "ConfigError", "UnknownModel", "CorpusSettings", "DataSettings", "DetoxifySettings",
+    "AnalysisSettings", "WarehouseSettings", "ComputeSettings", "ConfigError", "UnknownModel", "CorpusSettings", "DataSettings", "DetoxifySettings",
     "EvaluationSettings", "FinetuneSettings", "GenerationSettings", "JudgeSettings", "LLMSettings", "LoraSettings",
     "ModelSettings", "OpenAIFinetuneSettings", "OperationsSettings", "ProjectSettings", "RewriteSettings",
     "Sampling", "Section", "ServingSettings", "SocioTSettings", "StudySettings", "WatchRule", "WrongAnswerSampling",

@@ -13,6 +13,7 @@ from warmth_assets.lib.config.evaluation import EvaluationSettings, GenerationSe
 from warmth_assets.lib.config.finetune import FinetuneSettings
 from warmth_assets.lib.config.judging import AnalysisSettings, JudgeSettings
 from warmth_assets.lib.config.operations import ComputeSettings, LLMSettings, OperationsSettings, ServingSettings
+from warmth_assets.lib.config.warehouse import WarehouseSettings
 from warmth_assets.lib.slugs import validate_slug
 
 
@@ -55,6 +56,7 @@ class StudySettings(Section):
     judge: JudgeSettings = JudgeSettings()
     llm: LLMSettings = LLMSettings()
     compute: ComputeSettings = ComputeSettings()
+    warehouse: WarehouseSettings = WarehouseSettings()
     serving: ServingSettings = ServingSettings()
     operations: OperationsSettings = OperationsSettings()
     analysis: AnalysisSettings = AnalysisSettings()

@@ -108,15 +108,22 @@ def install_extensions(folder: Path) -> None:
     except ImportError as exc:
         raise LakeUnavailable("the ducklake backend needs the scale-out extra: pip install -e '.[scaleout]' "
                               "(duckdb-extension-ducklake and -postgres, built for this duckdb)") from exc
+    import fcntl
+
     folder.mkdir(parents=True, exist_ok=True)
-    con = duckdb.connect(config={"extension_directory": str(folder), "autoinstall_known_extensions": False,
-                                 "autoload_known_extensions": False})
-    try:
-        for name in EXTENSIONS:
-            duckdb_extensions.import_extension(name, con=con)
-    finally:
-        con.close()
-    marker.touch()
+    # Steps starting together on one node would install into the same folder at once: one installs, the rest wait.
+    with open(folder / ".install.lock", "a+") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if marker.exists():
+            return
+        con = duckdb.connect(config={"extension_directory": str(folder), "autoinstall_known_extensions": False,
+                                     "autoload_known_extensions": False})
+        try:
+            for name in EXTENSIONS:
+                duckdb_extensions.import_extension(name, con=con)
+        finally:
+            con.close()
+        marker.touch()
 
 
 class LakeWarehouseResource(WarehouseResource):

@@ -43,11 +43,12 @@ def warehouse_for(settings: StudySettings, *, env_vars: bool = True) -> Warehous
                 connection[f"pg_{field}"] = dg.EnvVar.int(name) if field == "port" else dg.EnvVar(name)
             else:
                 connection[f"pg_{field}"] = int(os.environ[name]) if field == "port" else os.environ[name]
-    lake = settings.warehouse
     home = paths.warmth_home()
     return LakeWarehouseResource(
-        data_path=lake.lake_data_path or f"{home / 'lake'}/", metadata_schema=lake.lake_metadata_schema,
-        inlining_row_limit=lake.lake_inlining_row_limit, write_retries=lake.write_retries,
+        data_path=settings.warehouse.lake_data_path or f"{home / 'lake'}/",
+        metadata_schema=settings.warehouse.lake_metadata_schema,
+        inlining_row_limit=settings.warehouse.lake_inlining_row_limit,
+        write_retries=settings.warehouse.write_retries,
         extension_dir=str(home / "duckdb_extensions"), journals=str(home / "lake.journal"), **connection)
 
 

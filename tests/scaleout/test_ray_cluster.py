@@ -65,3 +65,11 @@ def test_gpu_steps_run_two_at_a_time_on_both_workers_with_events_in_postgres(clu
         assert all(a_end <= b_begin for (_, a_end), (b_begin, _) in zip(spans, spans[1:])), spans
     first_done = min(s["ended"] for s in steps.values())
     assert sum(s["began"] >= first_done for s in steps.values()) == 2  # the second pair waited for the first
+
+
+# Last (pytest collects in this order): the study's warmth stage backfilled on the lake, and eight concurrent
+# writers, on this module's cluster, after the checks above read its first run's Ray jobs.
+from tests.scaleout.study_backfill import (  # noqa: E402, F401 (collected here)
+    test_a_backfill_of_the_warmth_stage_on_the_lake_runs_on_both_nodes_with_the_rows_of_one_machine,
+    test_eight_writers_on_two_nodes_overwrite_partitions_of_one_table_for_twenty_rounds,
+)

@@ -82,7 +82,9 @@ def keyed(serving_files):
 def test_the_command_printed_for_beyond_loopback_does_not_start_without_the_key(serving_files):
     """No key in the environment: the printed command stops in its guard, one line naming VLLM_API_KEY, before vLLM
     starts (a broken guard would start vLLM, which answers nothing on stderr within the bound and fails here)."""
-    printed, note = serving_files.vllm_command("--host", "0.0.0.0")
+    from tests.serving_helpers import free_port
+
+    printed, note = serving_files.vllm_command("--host", "0.0.0.0", "--port", str(free_port()))
     assert API_KEY_ENV in note and "export" in note  # the user is told, on stderr (stdout holds the command)
     gpu, gpu_note = serving_files.vllm_command("--gpu")  # 0.0.0.0 by default: the guard too
     assert shlex.split(gpu)[:len(KEY_GUARD) + 2] == [*KEY_GUARD, "vllm", "serve"] and API_KEY_ENV in gpu_note
@@ -153,7 +155,7 @@ def test_the_runner_sends_the_key_from_envvar_in_a_run_and_logs_it_nowhere(keyed
     answered = {}
 
     @dg.asset
-    def served_answer(context: dg.AssetExecutionContext, llm: LLMResource):
+    def served_answer(context, llm: LLMResource):
         runner = runner_for(llm, settings, OPEN_ROW, BASE_ADAPTER, "original")
         results, usage = runner.llm.complete_many([request], log=context.log.info)
         answered.update(text=results[0].text, key=runner.llm.key(request))

@@ -143,8 +143,9 @@ def test_beyond_loopback_the_command_runs_only_with_the_key_in_its_environment()
                          text=True, timeout=60)
     assert ran.returncode == 0 and ran.stdout.strip() == "started with 12 characters", ran.stderr
     assert not any("s3cret" in a for a in argv)
-    with pytest.raises(ValueError, match="VLLM_API_KEY instead"):
-        ServeSpec(model="/m", served_name="m", extra_args=("--api-key", "x")).argv()
+    for extra in (("--api-key", "x"), ("--api-key=x",)):
+        with pytest.raises(ValueError, match="VLLM_API_KEY instead"):
+            ServeSpec(model="/m", served_name="m", extra_args=extra).argv()
 
 
 def test_the_key_is_required_where_it_can_be_checked():

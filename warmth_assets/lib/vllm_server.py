@@ -173,7 +173,7 @@ class ServeSpec:
                      "--max-loras", str(len(self.lora_modules)), "--lora-modules",
                      *(f"{name}={folder}" for name, folder in self.lora_modules)]
         argv += list(self.extra_args)
-        if "--api-key" in argv:
+        if any(a == "--api-key" or a.startswith("--api-key=") for a in argv):
             raise ValueError(f"--api-key would put the key in argv: export {API_KEY_ENV} instead")
         return [*KEY_GUARD, *argv] if needs_api_key(host) else argv
 

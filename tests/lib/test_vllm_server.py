@@ -151,7 +151,8 @@ def test_beyond_loopback_the_command_runs_only_with_the_key_in_its_environment()
 def test_the_key_is_required_where_it_can_be_checked():
     vllm_server.require_api_key("127.0.0.1", {})  # loopback: key-free
     vllm_server.require_api_key("0.0.0.0", {"VLLM_API_KEY": "k"})
-    with pytest.raises(vllm_server.ServingKeyMissing, match=r"--host 0\.0\.0\.0 is beyond loopback.*export VLLM_API_KEY"):
+    beyond = r"--host 0\.0\.0\.0 is beyond loopback.*export VLLM_API_KEY"
+    with pytest.raises(vllm_server.ServingKeyMissing, match=beyond):
         vllm_server.require_api_key("0.0.0.0", {"VLLM_API_KEY": ""})
     assert vllm_server.key_note("127.0.0.1") == "" and "export VLLM_API_KEY" in vllm_server.key_note("::")
 

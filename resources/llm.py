@@ -43,6 +43,9 @@ class LLMResource(dg.ConfigurableResource):
     provider: str = setting(LLMSettings, "provider")
     base_url: str | None = Field(None, description="OpenAI-compatible base URL; empty: OPENAI_BASE_URL or OpenAI")
     api_key: str | None = Field(None, description="Set through EnvVar('OPENAI_API_KEY'); never logged or stored")
+    vllm_api_key: str | None = Field(
+        None, description="The key of [serving] vllm_base_url's server (required there beyond loopback): set through "
+                          "EnvVar('VLLM_API_KEY'); never logged, stored or part of a cache key")
     local: LocalLMResource | None = Field(None, description="The in-process model when provider = local")
     warehouse: WarehouseResource
     max_concurrency: int = setting(LLMSettings, "max_concurrency")

@@ -2,7 +2,8 @@
 
 Open-weight checkpoints run in-process (the base model, plus the adapter when there is one) or, with
 [serving] vllm_base_url set, through that vLLM server (the adapter as the LoRA module named by its
-checkpoint); API checkpoints go to the API under their fine-tuned model name. Every runner is the `llm`
+checkpoint; the key the server requires beyond loopback is the `llm` resource's `vllm_api_key`, from
+EnvVar("VLLM_API_KEY")); API checkpoints go to the API under their fine-tuned model name. Every runner is the `llm`
 resource with another backend (`LLMResource.with_backend`): one call cache, and the settings nobody
 overrides here (retries, timeouts, the cross-process limit per endpoint) carried over, not picked by hand.
 """
@@ -45,9 +46,11 @@ def runner_for(llm: LLMResource, settings: StudySettings, model_row: Mapping, ad
     vllm_url = settings.serving.vllm_base_url
     if use_server and vllm_url:
         # [serving] max_concurrency in flight from this run (vLLM batches them; [llm]'s is sized for the
-        # local backend). A local server has no Batch API and costs nothing: no batches, no budget.
-        server = llm.with_backend(provider=OPENAI, base_url=vllm_url, max_concurrency=settings.serving.max_concurrency,
-                                  batch_min_requests=0, budget_usd=0.0, prices_per_million_tokens={})
+        # local backend). A local server has no Batch API and costs nothing: no batches, no budget. Its key is
+        # VLLM_API_KEY (`vllm_api_key`), never [llm]'s OpenAI key: that one stays with the API.
+        server = llm.with_backend(provider=OPENAI, base_url=vllm_url, api_key=llm.vllm_api_key,
+                                  max_concurrency=settings.serving.max_concurrency, batch_min_requests=0,
+                                  budget_usd=0.0, prices_per_million_tokens={})
         return Runner(server, checkpoint if lora else served_base_name(model_row["slug"]), server=vllm_url)
     local = LocalLMResource.from_settings(model_row, settings.generation, adapter_path=adapter["path"] if lora else "",
                                           adapter_sha256=adapter["sha256"] if lora else "")

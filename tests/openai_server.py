@@ -46,6 +46,7 @@ class FakeOpenAI:
         self.arrivals: list[float] = []  # time.monotonic() of every chat request's arrival
         self.hold_after: int | None = None  # chat requests after this many are held until `release` is set
         self.release = threading.Event()
+        self.authorizations: Counter = Counter()  # the Authorization header of every chat request
         self.hub_models: list[str] = []  # what GET /api/models (the HF hub's listing) returns
         self.hub_queries: list[dict] = []
         self.files: dict[str, bytes] = {}
@@ -244,6 +245,7 @@ class FakeOpenAI:
                     fake.attempts[key] += 1
                     attempt = fake.attempts[key]
                     fake.structured_requests += "response_format" in body
+                    fake.authorizations[self.headers.get("Authorization", "")] += 1
                 last = body["messages"][-1]["content"]
                 with fake.lock:
                     fake.in_flight += 1

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from resources.study import StudyConfigResource
-from tests.study_configs import study_defs, write_study_config
+from tests.study_configs import study_defs, study_settings, write_study_config
 from warmth_assets.lib.config import ConfigError
 
 REPO = Path(__file__).resolve().parents[1]
@@ -54,3 +54,21 @@ def test_no_module_reads_the_configuration_at_import(tmp_path):
     proc = subprocess.run([sys.executable, "-c", load], cwd=REPO, env=env, capture_output=True, text=True,
                           timeout=300)
     assert proc.returncode != 0 and "missing.toml" in proc.stderr  # the code location does read it
+
+
+def test_the_served_models_key_comes_from_envvar_vllm_api_key(tmp_path, monkeypatch):
+    """The key of the [serving] vLLM server is Dagster's EnvVar("VLLM_API_KEY") (named in the UI, resolved when a run
+    starts), absent when the variable is unset; never the value itself in the definitions."""
+    import dagster as dg
+
+    from resources.warehouse import WarehouseResource
+    from warmth_assets.build import build_llm
+
+    warehouse = WarehouseResource(database=str(tmp_path / "w.duckdb"))
+    monkeypatch.delenv("VLLM_API_KEY", raising=False)
+    assert build_llm(study_settings(), warehouse).vllm_api_key is None
+    monkeypatch.setenv("VLLM_API_KEY", "k-from-env")
+    llm = build_llm(study_settings(), warehouse)
+    assert isinstance(llm.vllm_api_key, dg.EnvVar) and llm.vllm_api_key.env_var_name == "VLLM_API_KEY"
+    with dg.build_resources({"llm": llm}) as resolved:
+        assert resolved.llm.vllm_api_key == "k-from-env"

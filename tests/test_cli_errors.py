@@ -15,7 +15,8 @@ WARMTH = str(Path(sys.executable).parent / "warmth")
 def env(tmp_path):
     (tmp_path / "misspelt.toml").write_text((Path(__file__).resolve().parents[1] / "demo.toml").read_text()
                                             .replace("[sociot]\n", "[sociot]\nsampels = 3\n", 1))
-    return {**{k: v for k, v in os.environ.items() if k not in ("WARMTH_CONFIG", "WARMTH_SETTINGS_SNAPSHOT")},
+    return {**{k: v for k, v in os.environ.items() if k not in ("WARMTH_CONFIG", "WARMTH_SETTINGS_SNAPSHOT",
+                                                                 "VLLM_API_KEY")},
             "WARMTH_HOME": str(tmp_path / "home"), "DAGSTER_HOME": str(tmp_path / "home" / "dagster")}
 
 
@@ -28,6 +29,8 @@ CASES = [
     (["vllm-command", "gpt-4o-2024-08-06"], None, "is an API model"),
     (["import-outputs", "/nowhere/at/all"], None, "/nowhere/at/all: not a folder"),
     (["cluster", "exec", "--", "true"], None, "no cluster under"),
+    (["serve", "smollm2-135m-instruct", "--host", "0.0.0.0"], None, "beyond loopback, where the server requires an "
+     "API key: export VLLM_API_KEY"),
 ]
 
 

@@ -70,8 +70,9 @@ def build_defs(settings: StudySettings, resources: dict | None = None, executor=
 def build_llm(settings: StudySettings, warehouse: WarehouseResource) -> LLMResource:
     """The `llm` resource from [llm], with WARMTH_LLM_PROVIDER overriding the provider.
 
-    Secrets stay out of the configuration: the key (and a base URL from the environment) are Dagster
-    EnvVars, resolved when a run starts, shown by name in the UI and never logged or stored.
+    Secrets stay out of the configuration: the keys (OPENAI_API_KEY; VLLM_API_KEY, the [serving] server's) and
+    a base URL from the environment are Dagster EnvVars, resolved when a run starts, shown by name in the UI
+    and never logged or stored.
     """
     provider = os.environ.get("WARMTH_LLM_PROVIDER") or settings.llm.provider
     try:
@@ -85,7 +86,9 @@ def build_llm(settings: StudySettings, warehouse: WarehouseResource) -> LLMResou
     base_url = settings.llm.base_url or (dg.EnvVar("OPENAI_BASE_URL") if os.environ.get("OPENAI_BASE_URL") else None)
     return LLMResource.from_settings(
         settings.llm, settings.operations, warehouse=warehouse, provider=provider, base_url=base_url,
-        api_key=dg.EnvVar("OPENAI_API_KEY") if os.environ.get("OPENAI_API_KEY") else None, local=local)
+        api_key=dg.EnvVar("OPENAI_API_KEY") if os.environ.get("OPENAI_API_KEY") else None, local=local,
+        # the [serving] vLLM server's key (runners.runner_for sends it there, and only there)
+        vllm_api_key=dg.EnvVar("VLLM_API_KEY") if os.environ.get("VLLM_API_KEY") else None)
 
 
 def build_resources(snapshot: SettingsSnapshot) -> dict:

@@ -41,18 +41,28 @@ def vllm_command(model: str, *, gpu: bool = False, host: str | None = None, port
     """The command line that serves a model's base weights with every evaluated LoRA checkpoint as a module.
 
     CPU (default): vLLM's CPU build in `.venv-serving` (`make serving`), module form. GPU: `vllm serve`
-    (the CUDA build, `pip install vllm`), listening on every interface for the platform to reach it."""
+    (the CUDA build, `pip install vllm`), listening on every interface for the platform to reach it. Beyond
+    loopback the command runs only with VLLM_API_KEY exported (the server then requires it); a note says so on
+    stderr (stdout holds the command alone)."""
+    from warmth_assets.lib.vllm_server import key_note
+
+    host = host or ("0.0.0.0" if gpu else "127.0.0.1")
     spec = serve_spec(model, settings, warehouse)
-    return spec.command(gpu=gpu, host=host or ("0.0.0.0" if gpu else "127.0.0.1"), port=port)
+    command = spec.command(gpu=gpu, host=host, port=port)
+    if note := key_note(host):
+        print(note, file=sys.stderr)
+    return command
 
 
 def serve_command(model: str, host: str, port: int, ready_timeout_s: float) -> int:
-    """`warmth serve MODEL`: run the CPU command of `vllm-command` until Ctrl-C (or SIGTERM)."""
+    """`warmth serve MODEL`: run the CPU command of `vllm-command` until Ctrl-C (or SIGTERM). Beyond loopback it
+    refuses to start without VLLM_API_KEY in the environment (the server inherits it and requires it)."""
     import shlex
     import signal
 
     from warmth_assets.lib import paths, vllm_server
 
+    vllm_server.require_api_key(host)  # before anything slow: a user's mistake, one line and status 2
     python = vllm_server.serving_python()
     if not python.exists():
         print(f"warmth serve: {python} not found: create the serving environment with `make serving`", file=sys.stderr)
@@ -74,9 +84,11 @@ def serve_command(model: str, host: str, port: int, ready_timeout_s: float) -> i
         except vllm_server.VLLMServerError as exc:
             print(f"warmth serve: {exc}", file=sys.stderr)
             return 1
+        keyed = f"\nand {vllm_server.API_KEY_ENV} (the same key) where the platform runs" \
+            if vllm_server.needs_api_key(host) else ""
         print(f"ready after {server.ready_after_s:.0f} s: {', '.join(server.models())} at {server.base_url}\n"
-              f"point the platform at it:\n  [serving]\n  vllm_base_url = \"{server.base_url}\"\nCtrl-C stops it.",
-              flush=True)
+              f"point the platform at it:\n  [serving]\n  vllm_base_url = \"{server.base_url}\"{keyed}\n"
+              "Ctrl-C stops it.", flush=True)
         code = server.process.wait()
         print(f"warmth serve: the server exited with code {code}; last lines of {log}:\n{server.log_tail()}",
               file=sys.stderr)
@@ -218,12 +230,14 @@ def main(argv: list[str] | None = None) -> int:
     command.add_argument("model")
     command.add_argument("--gpu", action="store_true", help="the CUDA build's `vllm serve` form (default: the CPU "
                          "build of .venv-serving)")
-    command.add_argument("--host", default=None, help="default 127.0.0.1 (CPU), 0.0.0.0 (--gpu)")
+    command.add_argument("--host", default=None, help="default 127.0.0.1 (CPU), 0.0.0.0 (--gpu); beyond loopback the "
+                         "command requires VLLM_API_KEY in its environment")
     command.add_argument("--port", type=int, default=8000)
     serve = commands.add_parser("serve", help="serve a model's checkpoints with vLLM's CPU build (.venv-serving) "
                                 "until Ctrl-C")
     serve.add_argument("model")
-    serve.add_argument("--host", default="127.0.0.1")
+    serve.add_argument("--host", default="127.0.0.1", help="beyond loopback, export VLLM_API_KEY first (the server "
+                       "then requires it)")
     serve.add_argument("--port", type=int, default=8000)
     serve.add_argument("--ready-timeout", type=float, default=300.0, help="seconds to wait for /v1/models")
     imports = commands.add_parser("import-outputs", help="store released result files as generations and judgments")
@@ -257,8 +271,9 @@ def main(argv: list[str] | None = None) -> int:
 def user_mistakes() -> tuple[type[BaseException], ...]:
     """What a user's input causes (bad or missing configuration, an unknown model, a missing file or folder)."""
     from warmth_assets.lib.config import ConfigError
+    from warmth_assets.lib.vllm_server import ServingKeyMissing
 
-    return (ConfigError, FileNotFoundError, NotADirectoryError)
+    return (ConfigError, FileNotFoundError, NotADirectoryError, ServingKeyMissing)
 
 
 def run_command(args) -> int:

@@ -57,6 +57,31 @@ def test_the_vllm_runner_answers_through_its_own_client(tmp_path):
         vllm_server.stop()
 
 
+def test_the_vllm_runner_sends_the_servers_key_never_the_openai_key(tmp_path):
+    """The [serving] server gets `vllm_api_key` (EnvVar VLLM_API_KEY in the code location), or no real key; the
+    OpenAI key stays with the API. The key is no part of a call's cache key."""
+    api_server, vllm_server = FakeOpenAI().start(), FakeOpenAI().start()
+    try:
+        keyed_llm = make_llm(tmp_path / "a", api_server, api_key="sk-openai-secret", vllm_api_key="vllm-secret")
+        (tmp_path / "a").mkdir()
+        keyed = runner_for(keyed_llm, served(vllm_server.base_url), OPEN, LORA, "warm-e2")
+        keyed.llm.complete_many(requests_for(["to vllm"]))
+        keyed_llm.complete_many(requests_for(["to the api"]))
+        assert vllm_server.authorizations == {"Bearer vllm-secret": 1}
+        assert api_server.authorizations == {"Bearer sk-openai-secret": 1}
+
+        bare_llm = make_llm(tmp_path / "b", api_server, api_key="sk-openai-secret")
+        (tmp_path / "b").mkdir()
+        bare = runner_for(bare_llm, served(vllm_server.base_url), OPEN, LORA, "warm-e2")
+        bare.llm.complete_many(requests_for(["to vllm, no key"]))
+        assert vllm_server.authorizations["Bearer sk-openai-secret"] == 0
+        request = requests_for(["same"])[0]
+        assert keyed.llm.key(request) == bare.llm.key(request)
+    finally:
+        api_server.stop()
+        vllm_server.stop()
+
+
 def test_the_vllm_path_keeps_the_cross_process_limit(tmp_path):
     """Two runs, each a vLLM runner with 6 requests in flight ([serving] max_concurrency), share the endpoint's
     limit of 3 ([operations] max_api_concurrency_per_provider)."""

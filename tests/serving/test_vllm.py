@@ -97,6 +97,7 @@ def test_vllm_command_serves_the_evaluated_checkpoints(vllm):
     """The printed command started the session's server: the de-quantised folder under the slug, the
     evaluated checkpoints' adapters as modules, the rank limit from their adapter_config.json."""
     from warmth_assets.cli import vllm_command
+    from warmth_assets.lib.vllm_server import KEY_GUARD
 
     argv = shlex.split(vllm.printed)
     value = lambda flag: argv[argv.index(flag) + 1]  # noqa: E731
@@ -111,7 +112,9 @@ def test_vllm_command_serves_the_evaluated_checkpoints(vllm):
     assert NOT_EVALUATED not in vllm.printed
     assert vllm.server.version() == VLLM_VERSION
 
-    gpu = shlex.split(vllm_command(MODEL, gpu=True, warehouse=vllm.warehouse))
+    guarded = shlex.split(vllm_command(MODEL, gpu=True, warehouse=vllm.warehouse))
+    gpu = guarded[len(KEY_GUARD):]  # 0.0.0.0: the key guard in front (test_vllm_auth.py)
+    assert guarded[:len(KEY_GUARD)] == list(KEY_GUARD)
     assert gpu[:3] == ["vllm", "serve", value("--model")] and "--dtype" not in gpu
     assert gpu[gpu.index("--host") + 1] == "0.0.0.0" and gpu[gpu.index("--lora-modules") + 1:] == modules
 

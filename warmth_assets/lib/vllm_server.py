@@ -13,6 +13,11 @@ Two builds, one command shape (`python -m vllm.entrypoints.openai.api_server`, w
   `vllm` and fails, hence the module form.
 - GPU: `vllm` from the registry (`pip install vllm`), `vllm serve ...` (`gpu=True`), dtype auto.
 
+Beyond loopback (a host outside 127.0.0.0/8, ::1, localhost) the server requires an API key: vLLM turns on
+its bearer-token check when `VLLM_API_KEY` is in its environment, and the command refuses to start without it
+(a `sh` guard in front: the value is never in argv, a log or a file). Loopback serves without a key. Clients
+send the key as `Authorization: Bearer`; the platform reads it through `EnvVar("VLLM_API_KEY")`.
+
 `VLLMServer` runs such a command in its own process group on a free loopback port, waits for
 `/v1/models` to answer (bounded; the error carries the last lines of the server's log) and stops the
 whole group (API server, engine core, worker).
@@ -21,6 +26,7 @@ whole group (API server, engine core, worker).
 from __future__ import annotations
 
 import contextlib
+import ipaddress
 import json
 import os
 import shlex
@@ -53,8 +59,58 @@ DEFAULT_PORT = 8000
 READY_TIMEOUT_S = 300.0  # a 135M model answers after about 45-120 s on 2 busy cores; big models take longer
 
 
+# The environment variable vLLM's OpenAI server reads its API key from (vllm/envs.py; `--api-key` would put the
+# value in argv, where every user of the machine can read it in /proc/<pid>/cmdline).
+API_KEY_ENV = "VLLM_API_KEY"
+# In front of a command that binds beyond loopback: without the key in the environment it stops before vLLM starts
+# (a shell parameter check: the value is expanded inside `sh` only, never passed as an argument).
+KEY_GUARD = ("sh", "-c", f': "${{{API_KEY_ENV}:?export {API_KEY_ENV} (the key clients must send) to serve beyond '
+             f'loopback}}"; exec "$@"', "vllm-keyed")
+
+
 class VLLMServerError(RuntimeError):
     """The server did not start, or stopped; the message carries the last lines of its log."""
+
+
+class ServingKeyMissing(ValueError):
+    """Serving beyond loopback with no VLLM_API_KEY in the environment."""
+
+
+def is_loopback(host: str) -> bool:
+    """Whether `host` is reachable from this machine only: 127.0.0.0/8, ::1 or `localhost`. Anything else (0.0.0.0,
+    ::, an interface address, a host name) may be reached from the network."""
+    host = host.strip().strip("[]").lower()
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def needs_api_key(host: str) -> bool:
+    return not is_loopback(host)
+
+
+def require_api_key(host: str, environ=None) -> None:
+    """ServingKeyMissing when a server bound to `host` would be reachable beyond loopback and the environment
+    (`environ`, default os.environ) has no VLLM_API_KEY."""
+    environ = os.environ if environ is None else environ
+    if needs_api_key(host) and not environ.get(API_KEY_ENV):
+        raise ServingKeyMissing(
+            f"--host {host} is beyond loopback, where the server requires an API key: export {API_KEY_ENV}=<a secret> "
+            f"first (never on the command line; the platform sends it through EnvVar('{API_KEY_ENV}')), or serve on "
+            "127.0.0.1")
+
+
+def key_note(host: str) -> str:
+    """What to tell the user who serves on `host` ("" on loopback)."""
+    if not needs_api_key(host):
+        return ""
+    return (f"# --host {host} is beyond loopback: the command requires {API_KEY_ENV} in its environment and the server "
+            f"refuses requests without it (HTTP 401). export {API_KEY_ENV}=<a secret> before running it (never put "
+            f"the value on the command line), and set the same {API_KEY_ENV} where the platform runs (it sends it "
+            "through EnvVar).")
 
 
 def serving_python() -> Path:
@@ -103,7 +159,8 @@ class ServeSpec:
     def argv(self, *, gpu: bool = False, python: str | Path | None = None, host: str = "127.0.0.1",
              port: int = DEFAULT_PORT) -> list[str]:
         """The command line. CPU (default): the serving environment's python, module form, float32, the
-        CPU build's environment through `env`; GPU: `vllm serve`, dtype auto."""
+        CPU build's environment through `env`; GPU: `vllm serve`, dtype auto. Beyond loopback, `KEY_GUARD` in front:
+        it runs only with VLLM_API_KEY in its environment, and vLLM reads the key from there."""
         if gpu:
             head = ["vllm", "serve", self.model]
         else:
@@ -115,7 +172,10 @@ class ServeSpec:
             argv += ["--enable-lora", "--max-lora-rank", str(self.max_lora_rank),
                      "--max-loras", str(len(self.lora_modules)), "--lora-modules",
                      *(f"{name}={folder}" for name, folder in self.lora_modules)]
-        return argv + list(self.extra_args)
+        argv += list(self.extra_args)
+        if any(a == "--api-key" or a.startswith("--api-key=") for a in argv):
+            raise ValueError(f"--api-key would put the key in argv: export {API_KEY_ENV} instead")
+        return [*KEY_GUARD, *argv] if needs_api_key(host) else argv
 
     def command(self, **kwargs) -> str:
         return shlex.join(self.argv(**kwargs))
@@ -183,9 +243,15 @@ class VLLMServer:
         self.ready_after_s = time.monotonic() - started
         return self
 
+    def _headers(self) -> dict[str, str]:
+        """The bearer token when the server's environment holds VLLM_API_KEY (read when sent, kept nowhere)."""
+        key = (self.env if self.env is not None else os.environ).get(API_KEY_ENV)
+        return {"Authorization": f"Bearer {key}"} if key else {}
+
     def models(self, timeout_s: float = 5.0) -> list[str]:
         """The model names the server lists (base and LoRA modules); raises OSError when it does not answer."""
-        with urllib.request.urlopen(f"{self.base_url}/models", timeout=timeout_s) as response:
+        request = urllib.request.Request(f"{self.base_url}/models", headers=self._headers())
+        with urllib.request.urlopen(request, timeout=timeout_s) as response:
             return [m["id"] for m in json.load(response)["data"]]
 
     def version(self) -> str:

@@ -98,9 +98,25 @@ def _quote(value: str) -> str:
     return "'" + str(value).replace("'", "''") + "'"
 
 
-def install_extensions(folder: Path) -> None:
+def s3_secret(env: dict) -> str:
+    """The in-memory DuckDB secret for an s3:// data path, from the standard AWS variables (never stored):
+    AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY, AWS_REGION, and AWS_ENDPOINT_URL for S3-compatible stores."""
+    missing = [n for n in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY") if not env.get(n)]
+    if missing:
+        raise LakeUnavailable(f"the lake's data path is on object storage but {', '.join(missing)} is not set")
+    parts = [f"KEY_ID {_quote(env['AWS_ACCESS_KEY_ID'])}", f"SECRET {_quote(env['AWS_SECRET_ACCESS_KEY'])}",
+             f"REGION {_quote(env.get('AWS_REGION') or 'us-east-1')}"]
+    endpoint = env.get("AWS_ENDPOINT_URL", "")
+    if endpoint:
+        host = re.sub(r"^https?://", "", endpoint).rstrip("/")
+        parts += [f"ENDPOINT {_quote(host)}", "URL_STYLE 'path'",
+                  f"USE_SSL {'false' if endpoint.startswith('http://') else 'true'}"]
+    return "CREATE SECRET warmth_s3 (TYPE s3, " + ", ".join(parts) + ")"
+
+
+def install_extensions(folder: Path, names: Sequence[str] = EXTENSIONS) -> None:
     """Install the extensions from their wheels into `folder` (once: about 80 MB); nothing is downloaded."""
-    marker = folder / f".installed-{duckdb.__version__}"
+    marker = folder / f".installed-{duckdb.__version__}-{'-'.join(names)}"
     if marker.exists():
         return
     try:
@@ -119,7 +135,7 @@ def install_extensions(folder: Path) -> None:
         con = duckdb.connect(config={"extension_directory": str(folder), "autoinstall_known_extensions": False,
                                      "autoload_known_extensions": False})
         try:
-            for name in EXTENSIONS:
+            for name in names:
                 duckdb_extensions.import_extension(name, con=con)
         finally:
             con.close()
@@ -150,6 +166,10 @@ class LakeWarehouseResource(WarehouseResource):
         return Path(self.journals)
 
     @property
+    def on_object_storage(self) -> bool:
+        return self.data_path.startswith("s3://")
+
+    @property
     def location(self) -> str:
         return f"ducklake on postgres {self.pg_host}:{self.pg_port}/{self.pg_db} (schema {self.metadata_schema}), " \
                f"data {self.data_path}"
@@ -161,13 +181,17 @@ class LakeWarehouseResource(WarehouseResource):
         with _roots_lock:
             root = _roots.get(key)
             if root is None:
-                install_extensions(Path(self.extension_dir))
+                extensions = EXTENSIONS + (("httpfs",) if self.on_object_storage else ())
+                install_extensions(Path(self.extension_dir), extensions)
                 root = duckdb.connect(config={
                     "custom_user_agent": "warmth", "extension_directory": self.extension_dir,
                     "autoinstall_known_extensions": False, "autoload_known_extensions": False,
                     **self.connection_config})
                 try:
-                    root.execute("LOAD ducklake; LOAD postgres")
+                    for name in extensions:
+                        root.execute(f"LOAD {name}")
+                    if self.on_object_storage:
+                        root.execute(s3_secret(os.environ))
                     root.execute(
                         f"CREATE SECRET warmth_pg (TYPE postgres, HOST {_quote(self.pg_host)}, PORT {int(self.pg_port)}, "
                         f"DATABASE {_quote(self.pg_db)}, USER {_quote(self.pg_user)}, "

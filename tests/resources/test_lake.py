@@ -219,3 +219,33 @@ def test_maintenance_compacts_small_files(make_lake):
     assert counts["live_files_before"] >= 6 and counts["live_files_after"] < counts["live_files_before"]
     assert len(lake.query_df("SELECT * FROM llm_calls")) == 6
 
+
+
+@pytest.fixture
+def s3_bucket(monkeypatch):
+    """A real S3 API on loopback (moto's server), one bucket, credentials in the environment as on a cluster."""
+    import boto3
+    from moto.server import ThreadedMotoServer
+
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+    server.start()
+    try:
+        host, port = server.get_host_and_port()
+        endpoint = f"http://{host}:{port}"
+        for name, value in {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing-secret",
+                            "AWS_REGION": "us-east-1", "AWS_ENDPOINT_URL": endpoint}.items():
+            monkeypatch.setenv(name, value)
+        s3 = boto3.client("s3", endpoint_url=endpoint, region_name="us-east-1")
+        s3.create_bucket(Bucket="warmth-lake")
+        yield s3
+    finally:
+        server.stop()
+
+
+def test_a_lake_on_object_storage_holds_the_same_rows_and_writes_its_files_to_the_bucket(tmp_path, make_lake,
+                                                                                        s3_bucket):
+    on_file = _exercise(WarehouseResource(database=str(tmp_path / "w.duckdb")))
+    lake = make_lake(data_path="s3://warmth-lake/lake/")
+    assert _exercise(lake) == on_file
+    keys = [o["Key"] for o in s3_bucket.list_objects_v2(Bucket="warmth-lake").get("Contents", [])]
+    assert keys and all(k.startswith("lake/") and k.endswith(".parquet") for k in keys), keys

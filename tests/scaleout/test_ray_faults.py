@@ -2,6 +2,7 @@
 while a run is in flight. Each gives a clear error, and a re-run completes. Two steps that hold their node until
 the test releases them (tests/scaleout/fault_defs.py); every wait ends on an event (a file, a process exit)."""
 
+import json
 import os
 import signal
 import subprocess
@@ -22,6 +23,7 @@ STEPS = ["hold_a", "hold_b"]
 def cluster():
     with local_cluster(workers=2) as started:
         env = started[1]
+        env.update(WARMTH_WAREHOUSE="ducklake", WARMTH_CONFIG=str(REPO / "demo.toml"))  # the steps write to the lake
         prepared = run_in_cluster(env, str(Path(DAGSTER).parent / "python"), "-m", "warmth_assets.instance")
         assert prepared.returncode == 0, prepared.stderr[-2000:]
         yield started
@@ -83,6 +85,19 @@ def test_a_lost_worker_fails_its_step_clearly_and_a_rerun_completes_on_the_other
                              or "could not be found" in line)[-400:])
 
     _rerun_completes(home, env)
+    _written_once(env)
+
+
+def _written_once(env) -> None:
+    """After the fault and the re-run: each step's partition and answers in the lake exactly once."""
+    code = ("import json\nfrom resources.warehouses import default_warehouse\nw = default_warehouse()\n"
+            "print(json.dumps([w.query_df('SELECT model, item FROM fault_results ORDER BY model, item').values.tolist(),"
+            " w.query_df('SELECT request_key FROM llm_calls ORDER BY request_key')['request_key'].tolist()]))")
+    done = run_in_cluster(env, str(Path(DAGSTER).parent / "python"), "-c", code)
+    assert done.returncode == 0, done.stderr[-2000:]
+    rows, keys = json.loads(done.stdout.strip().splitlines()[-1])
+    assert rows == [[step, i] for step in STEPS for i in range(4)]
+    assert keys == [f"{step}-{i}" for step in STEPS for i in range(3)]
 
 
 def test_postgres_stopped_mid_run_names_the_server_and_a_rerun_completes(cluster):
@@ -107,3 +122,4 @@ def test_postgres_stopped_mid_run_names_the_server_and_a_rerun_completes(cluster
     print("postgres stopped:", named[0][-300:])
 
     _rerun_completes(home, env)
+    _written_once(env)

@@ -110,9 +110,12 @@ def build_resources(snapshot: SettingsSnapshot) -> dict:
 
 
 # What a step on a Ray node needs from the run's environment (names only: values are read when a step is sent).
+# No secret: Ray keeps a job's runtime env in its job records (the dashboard shows them), so Postgres's password and
+# the API keys (WARMTH_PG_PASSWORD, OPENAI_API_KEY, HF_TOKEN, VLLM_API_KEY) come from each node's own environment:
+# `warmth cluster up` starts its nodes with them, a KubeRay pod from its Secret (deploy/kuberay).
 RAY_STEP_ENV = ("WARMTH_HOME", "WARMTH_CONFIG", "WARMTH_SETTINGS_SNAPSHOT", "WARMTH_DATA_DIR", "DAGSTER_HOME",
-                "WARMTH_WAREHOUSE", "WARMTH_PG_HOST", "WARMTH_PG_PORT",
-                "WARMTH_PG_USER", "WARMTH_PG_PASSWORD", "WARMTH_PG_DB", "OPENAI_API_KEY", "OPENAI_BASE_URL", "HF_TOKEN")
+                "WARMTH_WAREHOUSE", "WARMTH_PG_HOST", "WARMTH_PG_PORT", "WARMTH_PG_USER", "WARMTH_PG_DB",
+                "OPENAI_BASE_URL")
 
 
 def build_executor():

@@ -69,7 +69,7 @@ for run in instance.get_runs():
         steps.append({"run": run.run_id, "partition": run.tags.get("dagster/partition"), "step": step,
                       "status": run.status.value, **t})
 jobs = [{"run": (j.metadata or {}).get("dagster/run-id"), "step": (j.metadata or {}).get("dagster/op"),
-         "node": j.driver_node_id, "metadata": j.metadata} for j in JobSubmissionClient(os.environ["WARMTH_RAY_ADDRESS"]).list_jobs()]
+         "node": j.driver_node_id, "metadata": j.metadata, "runtime_env": j.runtime_env} for j in JobSubmissionClient(os.environ["WARMTH_RAY_ADDRESS"]).list_jobs()]
 print(json.dumps({"storage": type(instance.event_log_storage).__name__, "steps": steps, "jobs": jobs}))
 """
 
@@ -95,6 +95,9 @@ def test_a_backfill_of_the_warmth_stage_on_the_lake_runs_on_both_nodes_with_the_
     steps = [s for s in report["steps"] if s["partition"]]  # this backfill's runs (the cluster ran others before)
     assert sorted((s["partition"], s["step"]) for s in steps if "STEP_SUCCESS" in s) == sorted(
         (f"{c}|tiny", step) for c in CHECKPOINTS for step in STEPS)  # every step's success, in Postgres
+    assert env["WARMTH_PG_PASSWORD"] not in json.dumps(report["jobs"])  # secrets stay out of Ray's job records
+    assert all("WARMTH_WAREHOUSE" in (j["runtime_env"] or {}).get("env_vars", {}) for j in report["jobs"]
+               if j["run"] in {s["run"] for s in steps})  # ...while the rest of the step's environment travels
     ours = {(s["run"], s["step"]) for s in steps}
     node_of = {(j["run"], j["step"]): j["node"] for j in report["jobs"] if (j["run"], j["step"]) in ours}
     assert len(node_of) == 8, report["jobs"]
@@ -155,7 +158,7 @@ def writer(worker, rounds):
     return {"node": ray.get_runtime_context().get_node_id(), "retried": sum(lake_module.conflicts_retried.values())}
 
 names = ("WARMTH_WAREHOUSE", "WARMTH_CONFIG", "WARMTH_HOME", "WARMTH_PG_HOST", "WARMTH_PG_PORT", "WARMTH_PG_USER",
-         "WARMTH_PG_DB", "WARMTH_PG_PASSWORD")
+         "WARMTH_PG_DB")  # the password is in the nodes' own environment
 ray.init(address="auto", runtime_env={"env_vars": {n: os.environ[n] for n in names}})
 default_warehouse().query_df("SELECT 1")  # the lake's schema, once, before the writers
 done = ray.get([writer.remote(w, 20) for w in range(8)])

@@ -194,9 +194,11 @@ def up(home: Path, workers: int, *, netns: str = "warmth", env: dict[str, str] |
     password = secrets.token_urlsafe(24)
     _start_postgres(state, password)
     _write_state(state)
-    node_env = {**(env or os.environ), **state.environment()}
+    # Secrets reach steps from their node's environment (like a pod's Secret), never through a Ray job's runtime
+    # env, which Ray keeps in its job records and shows on the dashboard: Postgres's password, and the API keys of
+    # the environment `up` ran in.
+    node_env = {**(env or os.environ), **state.environment(password)}
     node_env["PATH"] = f"{Path(sys.executable).parent}:{node_env.get('PATH', '')}"  # steps run `dagster api ...`
-    node_env.pop("WARMTH_PG_PASSWORD", None)
     _start_ray(state, "ray-head", ["--head", "--num-cpus=0", "--num-gpus=0", "--port", str(state.ray_port),
                                    "--node-ip-address", "127.0.0.1", "--include-dashboard=true",
                                    "--dashboard-host", "127.0.0.1", "--dashboard-port", str(state.dashboard_port),

@@ -58,6 +58,12 @@ class LakeWriteConflict(RuntimeError):
     """A write still conflicted with other writers after every retry."""
 
 
+def is_conflict(exc: BaseException) -> bool:
+    """Another writer committed first: DuckLake refused this commit, or a table this transaction creates appeared."""
+    return isinstance(exc, duckdb.TransactionException) or (
+        isinstance(exc, duckdb.CatalogException) and "already exists" in str(exc))
+
+
 def lake_ddl(sql: str) -> str:
     """The DDL of `sql` as DuckLake takes it: no PRIMARY KEY, UNIQUE or CHECK constraints (it has none; the keys
     are kept by the MERGEs that write those tables). Column names, types, NOT NULL and defaults are unchanged."""
@@ -329,28 +335,24 @@ class LakeWarehouseResource(WarehouseResource):
                     result = fn(conn)
                     conn.execute("COMMIT")
                     return result
-                except duckdb.TransactionException as exc:
+                except BaseException as exc:
                     try:
                         conn.execute("ROLLBACK")
                     except duckdb.Error:
-                        pass
+                        pass  # the failure may have ended the transaction already
+                    if not is_conflict(exc):
+                        raise
                     if attempt == self.write_retries:
                         raise LakeWriteConflict(
                             f"a write to {', '.join(tables)} conflicted with other writers {attempt + 1} times; "
                             f"re-run the step (nothing of this write was kept): {str(exc).splitlines()[0][:200]}"
                         ) from exc
-                    for table in tables:
-                        conflicts_retried[table] = conflicts_retried.get(table, 0) + 1
-                    delay = min(self.retry_base_s * 2 ** attempt, 2.0) * rng.uniform(0.5, 1.5)
-                    log.info("warehouse: a write to %s conflicted with another writer (attempt %d of %d); "
-                             "retrying in %.2f s", ", ".join(tables), attempt + 1, self.write_retries + 1, delay)
-                    time.sleep(delay)
-                except BaseException:
-                    try:
-                        conn.execute("ROLLBACK")
-                    except duckdb.Error:
-                        pass
-                    raise
+            for table in tables:
+                conflicts_retried[table] = conflicts_retried.get(table, 0) + 1
+            delay = min(self.retry_base_s * 2 ** attempt, 2.0) * rng.uniform(0.5, 1.5)
+            log.info("warehouse: a write to %s conflicted with another writer (attempt %d of %d); retrying in %.2f s",
+                     ", ".join(tables), attempt + 1, self.write_retries + 1, delay)
+            time.sleep(delay)
         raise AssertionError("unreachable")
 
     def maintain(self, older_than_s: float = 3600.0) -> dict[str, int]:

@@ -42,12 +42,11 @@ def overwrite_partition(conn, table: str, dims: dict[str, str], frame: pd.DataFr
     incoming = frame.reset_index(drop=True).assign(**dims)  # every row carries its partition
     conn.register("_incoming", incoming)
     try:
-        columns = conn.execute("SELECT column_name FROM information_schema.columns WHERE table_catalog = ? AND "
-                               "table_name = ?", [CATALOG, table]).fetchall()
-        if not columns:
-            conn.execute(f"CREATE TABLE {_ident(table)} AS SELECT * FROM _incoming LIMIT 0")
-        else:
-            have = {c[0] for c in columns}
+        # IF NOT EXISTS: another writer may have created the table since this transaction began.
+        conn.execute(f"CREATE TABLE IF NOT EXISTS {_ident(table)} AS SELECT * FROM _incoming LIMIT 0")
+        have = {c[0] for c in conn.execute("SELECT column_name FROM information_schema.columns WHERE "
+                                           "table_catalog = ? AND table_name = ?", [CATALOG, table]).fetchall()}
+        if set(incoming.columns) - have:
             types = dict(conn.execute("SELECT column_name, column_type FROM (DESCRIBE SELECT * FROM _incoming)")
                          .fetchall())
             for name in incoming.columns:
@@ -80,9 +79,13 @@ class PartitionedLakeIOManager(dg.ConfigurableIOManager):
             context.add_output_metadata({"history_table": history, EVALUATION_DATE: date})
 
     def store(self, asset_key: dg.AssetKey, partitions_def, dims: dict[str, str], frame: pd.DataFrame) -> dict:
+        from resources import lake
+
         table = table_name(asset_key)
+        before = lake.conflicts_retried.get(table, 0)
         self.warehouse.write(lambda conn: overwrite_partition(conn, table, dims, frame), [table])
-        return {"table": table, "warehouse": self.warehouse.location}
+        return {"table": table, "warehouse": self.warehouse.location,
+                "warehouse/conflicts_retried": lake.conflicts_retried.get(table, 0) - before}
 
     def load_input(self, context: dg.InputContext) -> pd.DataFrame | None:
         table = table_name(context.asset_key)

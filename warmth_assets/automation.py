@@ -109,9 +109,9 @@ class StalePartition(dg.AutomationCondition):
 
 def or_stale(condition: dg.AutomationCondition, evaluated: frozenset[str] | None,
              partitioned: bool = True) -> dg.AutomationCondition:
-    """`condition`, or ([operations] rematerialize_stale) a materialised partition the resolver marks stale, not
-    in progress, whose last run did not fail, with its inputs present (partitioned: the summaries run with what
-    exists) and checked, and that its model is registered for."""
+    """`condition`, or ([operations] rematerialize_stale) a materialised partition the resolver marks stale: its
+    model registered for it, not in progress, its last run not failed, its inputs checked and not in progress, and
+    present (a partitioned asset; a summary runs with what exists, as under `summary()`)."""
     stale = (~dg.AutomationCondition.missing()
              & ~dg.AutomationCondition.in_progress()
              & ~dg.AutomationCondition.execution_failed()

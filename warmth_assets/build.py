@@ -25,7 +25,7 @@ from warmth_assets.code_versions import READS, code_version
 from warmth_assets.lib import paths
 from warmth_assets.lib.config import ConfigError, StudySettings
 from warmth_assets.lib.config.snapshot import SettingsSnapshot
-from warmth_assets.partitions import study_partitions
+from warmth_assets.partitions import StudyPartitions, study_partitions
 from warmth_assets.scaleout import gpu_op_tags
 from warmth_assets.schedules import build_reevaluation
 from warmth_assets.sensors import build_new_model_sensor
@@ -39,12 +39,11 @@ def with_code_versions(assets: list[dg.AssetsDefinition], settings: StudySetting
         code_version=code_version(spec.key.to_user_string(), settings))) for a in assets]
 
 
-def with_stale_rematerialised(assets: list[dg.AssetsDefinition], settings: StudySettings
-                              ) -> list[dg.AssetsDefinition]:
+def with_stale_rematerialised(assets: list[dg.AssetsDefinition], settings: StudySettings,
+                              parts: StudyPartitions) -> list[dg.AssetsDefinition]:
     """[operations] rematerialize_stale: each automation condition also takes the partitions Dagster marks stale."""
     if not settings.operations.rematerialize_stale:
         return assets
-    parts = study_partitions(settings)
     return [a.map_asset_specs(lambda spec: spec if spec.automation_condition is None else spec.replace_attributes(
         automation_condition=or_stale(spec.automation_condition, parts.evaluated, spec.partitions_def is not None)))
         for a in assets]
@@ -64,7 +63,7 @@ def build_defs(settings: StudySettings, resources: dict | None = None, executor=
     gpu_tags = gpu_op_tags(settings.compute)
     built = {a.key.to_user_string(): a for m in PARTITIONED for a in m.build_assets(parts, gpu_tags)}
     assets = with_stale_rematerialised(
-        with_code_versions([*dg.load_assets_from_modules(UNPARTITIONED), *built.values()], settings), settings)
+        with_code_versions([*dg.load_assets_from_modules(UNPARTITIONED), *built.values()], settings), settings, parts)
     by_name = {key.to_user_string(): a for a in assets for key in a.keys}
     partitioned = [s.key.to_user_string() for a in assets for s in a.specs if s.partitions_def is not None]
     sensor, entry_jobs = build_new_model_sensor(settings, parts, by_name["finetune_runs"], by_name["adapters"])

@@ -1,5 +1,5 @@
-"""Stale partitions in sight (docs/pitfalls.md §2.7): after a settings change, `warmth stale`, the partitions_current checks and
-(opt-in) automation see exactly the partitions Dagster's resolver marks stale, with the reason.
+"""Stale partitions in sight (docs/pitfalls.md §2.7): after a settings change, `warmth stale`, the partitions_current
+checks and (opt-in) automation see exactly the partitions Dagster's resolver marks stale, with the reason.
 
 A real instance in a temporary DAGSTER_HOME. The assets materialised are stand-ins: each real asset's spec whole
 (key, partitions, lineage with its partition mappings, code version, automation condition) over a no-op body, so

@@ -24,6 +24,8 @@ CASES = [
     (["estimate"], "misspelt.toml", "sociot.sampels: unknown key"),
     (["demo"], "misspelt.toml", "sociot.sampels: unknown key"),
     (["estimate"], "missing.toml", "missing.toml: configuration file not found"),
+    (["stale"], "misspelt.toml", "sociot.sampels: unknown key"),
+    (["stale", "--select", "no_such_asset"], None, "unknown asset 'no_such_asset'; assets: adapters, "),
     (["vllm-command", "no-such-model"], None, "model 'no-such-model' is not in the configuration"),
     (["serve", "no-such-model"], None, "model 'no-such-model' is not in the configuration"),
     (["vllm-command", "gpt-4o-2024-08-06"], None, "is an API model"),

@@ -8,12 +8,18 @@ everyone else's partitions). The summaries (trajectory, analysis, report) follow
 and do not wait for checkpoints a model will never have.
 
 `finetune_runs` has no condition: training is requested by `new_model_sensor` or by hand.
+
+Opt-in, [operations] rematerialize_stale (build_defs applies `or_stale`): each condition also takes the
+materialised partitions Dagster's own resolver marks stale (staleness.py), e.g. every warmth_scores partition
+once `[sociot] samples` changed, within the same gates; a partition whose last run failed waits for a person.
 """
 
 import warnings
 from typing import Callable, Mapping
 
 import dagster as dg
+
+from warmth_assets import staleness
 
 REGISTRY = dg.AssetSelection.assets("model_registry")
 
@@ -78,6 +84,44 @@ class RegisteredPartition(dg.AutomationCondition):
                                                                     context.key.to_user_string()):
                 keep.add(key)
         return dg.AutomationResult(context, true_subset=subset.compute_intersection_with_partition_keys(keep))
+
+
+class StalePartition(dg.AutomationCondition):
+    """Candidates Dagster's stale-status resolver marks STALE (a new code version, an updated input)."""
+
+    @property
+    def name(self) -> str:
+        return "stale_partition"
+
+    def evaluate(self, context: dg.AutomationContext) -> dg.AutomationResult:
+        subset = context.candidate_subset
+        if subset.is_empty:
+            return dg.AutomationResult(context, true_subset=subset)
+        view = context.asset_graph_view
+        resolver = staleness.resolver(view.instance, view.asset_graph, view)
+        if not subset.is_partitioned:
+            stale = staleness.stale_among(resolver, context.key, [None])
+            return dg.AutomationResult(context, true_subset=subset if stale else context.get_empty_subset())
+        stale = staleness.stale_among(resolver, context.key, subset.expensively_compute_partition_keys())
+        return dg.AutomationResult(
+            context, true_subset=subset.compute_intersection_with_partition_keys({s.partition for s in stale}))
+
+
+def or_stale(condition: dg.AutomationCondition, evaluated: frozenset[str] | None,
+             partitioned: bool = True) -> dg.AutomationCondition:
+    """`condition`, or ([operations] rematerialize_stale) a materialised partition the resolver marks stale: its
+    model registered for it, not in progress, its last run not failed, its inputs checked and not in progress, and
+    present (a partitioned asset; a summary runs with what exists, as under `summary()`)."""
+    stale = (~dg.AutomationCondition.missing()
+             & ~dg.AutomationCondition.in_progress()
+             & ~dg.AutomationCondition.execution_failed()
+             & ~dg.AutomationCondition.any_deps_in_progress()
+             & RegisteredPartition(evaluated))
+    if partitioned:
+        stale = stale & ~dg.AutomationCondition.any_deps_missing()
+    stale = (stale & dg.AutomationCondition.all_deps_blocking_checks_passed() & StalePartition()).ignore(REGISTRY)
+    return (condition | stale.with_label("stale ([operations] rematerialize_stale)")).with_label(
+        f"{condition.get_label() or condition.name}, or stale")
 
 
 def per_partition(evaluated: frozenset[str] | None) -> dg.AutomationCondition:

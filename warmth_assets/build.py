@@ -19,13 +19,13 @@ from resources.warehouse import WarehouseResource
 from resources.warehouses import partition_io_for, warehouse_for
 from warmth_assets.assets import (analysis, corpus, evaluation, finetune, inspect_logs, judging, operations, registry,
                                   rewrites, warmth)
-from warmth_assets.automation import automation_sensor
-from warmth_assets.checks import CHECKS
-from warmth_assets.code_versions import code_version
+from warmth_assets.automation import automation_sensor, or_stale
+from warmth_assets.checks import CHECKS, partitions_current_checks
+from warmth_assets.code_versions import READS, code_version
 from warmth_assets.lib import paths
 from warmth_assets.lib.config import ConfigError, StudySettings
 from warmth_assets.lib.config.snapshot import SettingsSnapshot
-from warmth_assets.partitions import study_partitions
+from warmth_assets.partitions import StudyPartitions, study_partitions
 from warmth_assets.scaleout import gpu_op_tags
 from warmth_assets.schedules import build_reevaluation
 from warmth_assets.sensors import build_new_model_sensor
@@ -37,6 +37,16 @@ PARTITIONED = [rewrites, finetune, warmth, evaluation, judging, inspect_logs]
 def with_code_versions(assets: list[dg.AssetsDefinition], settings: StudySettings) -> list[dg.AssetsDefinition]:
     return [a.map_asset_specs(lambda spec: spec.replace_attributes(
         code_version=code_version(spec.key.to_user_string(), settings))) for a in assets]
+
+
+def with_stale_rematerialised(assets: list[dg.AssetsDefinition], settings: StudySettings,
+                              parts: StudyPartitions) -> list[dg.AssetsDefinition]:
+    """[operations] rematerialize_stale: each automation condition also takes the partitions Dagster marks stale."""
+    if not settings.operations.rematerialize_stale:
+        return assets
+    return [a.map_asset_specs(lambda spec: spec if spec.automation_condition is None else spec.replace_attributes(
+        automation_condition=or_stale(spec.automation_condition, parts.evaluated, spec.partitions_def is not None)))
+        for a in assets]
 
 
 def build_defs(settings: StudySettings, resources: dict | None = None, executor=None) -> dg.Definitions:
@@ -52,13 +62,15 @@ def build_defs(settings: StudySettings, resources: dict | None = None, executor=
     parts = study_partitions(settings)
     gpu_tags = gpu_op_tags(settings.compute)
     built = {a.key.to_user_string(): a for m in PARTITIONED for a in m.build_assets(parts, gpu_tags)}
-    assets = with_code_versions([*dg.load_assets_from_modules(UNPARTITIONED), *built.values()], settings)
+    assets = with_stale_rematerialised(
+        with_code_versions([*dg.load_assets_from_modules(UNPARTITIONED), *built.values()], settings), settings, parts)
     by_name = {key.to_user_string(): a for a in assets for key in a.keys}
+    partitioned = [s.key.to_user_string() for a in assets for s in a.specs if s.partitions_def is not None]
     sensor, entry_jobs = build_new_model_sensor(settings, parts, by_name["finetune_runs"], by_name["adapters"])
     schedule, reevaluation_job = build_reevaluation(settings, parts)
     return dg.Definitions(
         assets=assets,
-        asset_checks=CHECKS,
+        asset_checks=[*CHECKS, *partitions_current_checks({name: READS[name].settings for name in partitioned})],
         sensors=[sensor, automation_sensor],
         schedules=[schedule],
         jobs=[reevaluation_job, *entry_jobs],

@@ -1,12 +1,14 @@
-"""Asset checks. Blocking where bad data would waste GPU or API money downstream."""
+"""Asset checks. Blocking where bad data would waste GPU or API money downstream; a non-blocking warning per
+partitioned asset whose partitions a settings change (or an updated input) made stale."""
 
 import dagster as dg
 
 from resources.model_registry import read_rows
 from resources.study import StudyConfigResource
 from resources.warehouse import WarehouseResource
+from warmth_assets import staleness
 from warmth_assets.assets.registry import model_registry
-from warmth_assets.lib import guards
+from warmth_assets.lib import guards, stale_report
 from warmth_assets.lib.slugs import InvalidSlugError, validate_slug
 from warmth_assets.partitions import models_partitions
 
@@ -226,3 +228,58 @@ def eval_prompts_complete(warehouse: WarehouseResource, study: StudyConfigResour
 
 
 CHECKS += [sft_datasets_ready, eval_prompts_complete]
+
+
+# A stale partition is a warning, never a stop: the data is what the settings of its day produced.
+STALE_CHECK = "partitions_current"
+# Run after the asset's code version changed (a settings change, once the code location reloads) and after any
+# partition of it is updated (also in the runs that update it: a check of a materialised asset runs with it).
+STALE_CHECK_CONDITION = (
+    dg.AutomationCondition.any_deps_match(
+        dg.AutomationCondition.code_version_changed() | dg.AutomationCondition.newly_updated())
+    & ~dg.AutomationCondition.in_progress()
+).with_label("its asset's code version changed or a partition updated")
+
+
+def partitions_current_checks(assets: dict[str, tuple[str, ...]]) -> list[dg.AssetChecksDefinition]:
+    """A non-blocking WARN check `partitions_current` on each partitioned asset of `assets` ({asset: the settings its
+    code version hashes, named in the reason}): its stale partitions and why, as Dagster's resolver says
+    (staleness.py). One op for them all, subset to the checks a run selects: a run of three assets gets one more
+    step, not three (a step is a process under the multiprocess executor)."""
+    if not assets:
+        return []
+    specs = [dg.AssetCheckSpec(
+        STALE_CHECK, asset=asset, blocking=False, automation_condition=STALE_CHECK_CONDITION,
+        description=(
+            "Warns when materialised partitions are stale: the code version changed (a setting, prompt or rule "
+            "the asset reads) or an input was updated since. The metadata lists them and why "
+            f"(`warmth stale --select {asset}` prints the same); Dagster's UI shows staleness only for "
+            "unpartitioned assets. [operations] rematerialize_stale = true lets automation re-run them."),
+    ) for asset in assets]
+
+    @dg.multi_asset_check(specs=specs, name=STALE_CHECK, can_subset=True)
+    def _checks(context: dg.AssetCheckExecutionContext):
+        # The job's graph is scoped to the job (the rest external); staleness needs the code location's own.
+        graph = context.job_def.asset_layer.asset_graph
+        graph = getattr(graph, "source_asset_graph", graph)
+        resolver = staleness.resolver(context.instance, graph)
+        for check in sorted(context.selected_asset_check_keys, key=lambda k: k.asset_key.to_user_string()):
+            asset = check.asset_key.to_user_string()
+            found = staleness.scan_asset(context.instance, resolver, check.asset_key, assets[asset])
+            yield dg.AssetCheckResult(
+                asset_key=check.asset_key,
+                check_name=STALE_CHECK,
+                passed=not found.stale,
+                severity=dg.AssetCheckSeverity.WARN,
+                metadata={
+                    "stale_partitions": len(found.stale),
+                    "materialised_partitions": found.checked,
+                    "imported_not_checked": found.imported,
+                    "by_reason": stale_report.kind_counts(found),
+                    "stale": dg.MetadataValue.md(stale_report.check_table(found)),
+                    "stale_keys": [s.partition for s in found.stale],
+                    "code_version": found.code_version or "",
+                },
+            )
+
+    return [_checks]

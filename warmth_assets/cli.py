@@ -1,5 +1,5 @@
-"""The `warmth` command: `warmth demo`, `warmth estimate`, `warmth vllm-command MODEL`, `warmth serve MODEL`,
-`warmth import-outputs DIR`, `warmth inspect`, `warmth cluster up|status|down|exec`."""
+"""The `warmth` command: `warmth demo`, `warmth estimate`, `warmth stale`, `warmth vllm-command MODEL`,
+`warmth serve MODEL`, `warmth import-outputs DIR`, `warmth inspect`, `warmth cluster up|status|down|exec`."""
 
 import argparse
 import sys
@@ -185,6 +185,39 @@ def estimate_command() -> int:
     return 0
 
 
+def stale_command(select: list[str] | None) -> int:
+    """`warmth stale`: per asset, the materialised partitions Dagster marks stale under the configuration file as it
+    is now, and why; exit status 1 when any is, 0 when none (for scripts), 2 for an unknown asset."""
+    import dagster as dg
+    from dagster._core.definitions.assets.graph.asset_graph import AssetGraph
+
+    from warmth_assets import staleness
+    from warmth_assets.build import build_defs
+    from warmth_assets.code_versions import READS
+    from warmth_assets.lib import paths, stale_report
+    from warmth_assets.lib.config import load_config
+
+    settings = load_config()
+    graph = AssetGraph.from_assets(list(build_defs(settings).assets))
+    known = {key.to_user_string(): key for key in graph.materializable_asset_keys}
+    unknown = [name for name in select or [] if name not in known]
+    if unknown:
+        print(f"warmth stale: unknown asset {unknown[0]!r}; assets: {', '.join(sorted(known))}", file=sys.stderr)
+        return 2
+    home = paths.dagster_home()
+    if not home.is_dir():
+        print(f"nothing stale: no Dagster instance in {home} (DAGSTER_HOME) yet, nothing materialised")
+        return 0
+    instance = dg.DagsterInstance.from_config(str(home))
+    try:
+        found = staleness.scan(instance, graph, [known[name] for name in select] if select else None,
+                               reads=lambda asset: READS[asset].settings if asset in READS else ())
+    finally:
+        instance.dispose()
+    print("\n".join(stale_report.report_lines(found)))
+    return 1 if any(asset.stale for asset in found) else 0
+
+
 def cluster_command(action: str, workers: int, netns: str, rest: list[str]) -> int:
     """`warmth cluster up|status|down|exec`: the scale-out stack of lib/local_cluster under WARMTH_HOME."""
     import os
@@ -226,6 +259,9 @@ def main(argv: list[str] | None = None) -> int:
     commands = parser.add_subparsers(dest="command", required=True)
     commands.add_parser("demo", help="materialise every stage of the configured study (see make demo)")
     commands.add_parser("estimate", help="dry run: calls, tokens and dollars of the configured study's API work")
+    stale = commands.add_parser("stale", help="list the partitions Dagster marks stale (a changed setting, an updated "
+                                "input) and why; exit status 1 if any, 0 if none")
+    stale.add_argument("--select", action="append", metavar="ASSET", help="only this asset (repeatable); default: all")
     command = commands.add_parser("vllm-command", help="print the command that serves a model's checkpoints with vLLM")
     command.add_argument("model")
     command.add_argument("--gpu", action="store_true", help="the CUDA build's `vllm serve` form (default: the CPU "
@@ -285,6 +321,8 @@ def run_command(args) -> int:
         return inspect_command(args.model, args.checkpoint, args.port, args.ready_timeout)
     if args.command == "estimate":
         return estimate_command()
+    if args.command == "stale":
+        return stale_command(args.select)
     if args.command == "demo":
         from warmth_assets.demo import main as demo
 

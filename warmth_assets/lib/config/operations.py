@@ -81,3 +81,7 @@ class OperationsSettings(Section):
     budget_usd: float = Field(0.0, ge=0, description="Stop before total API spend would pass this; 0: no limit")
     max_api_concurrency_per_provider: int = Field(
         16, gt=0, description="Calls in flight to one endpoint across every run and process")
+    rematerialize_stale: bool = Field(
+        False, description="Automation also re-materialises the partitions (and summaries) Dagster marks stale, e.g. "
+        "after a setting they read changed; off: `warmth stale` and the partitions_current checks only show them. "
+        "finetune_runs, imported partitions and checkpoints a model does not have are never re-run")

@@ -37,7 +37,7 @@ def test_spec_serves_the_adapters_under_their_checkpoints_with_the_rank_limit_fr
     guarded = spec.argv(gpu=True, host="0.0.0.0")  # beyond loopback: the key guard in front (tests below)
     gpu = guarded[len(vllm_server.KEY_GUARD):]
     assert guarded[:len(vllm_server.KEY_GUARD)] == list(vllm_server.KEY_GUARD)
-    assert gpu[:3] == ["vllm", "serve", "/models/smollm2"] and "--dtype" not in gpu and "env" not in gpu
+    assert gpu[:5] == ["vllm", "serve", "/models/smollm2", "--distributed-executor-backend", "mp"] and "--dtype" not in gpu and "env" not in gpu
     assert json.loads(gpu[gpu.index("--structured-outputs-config") + 1])["disable_any_whitespace"] is True
     assert "--enable-lora" not in ServeSpec(model="m", served_name="m").argv()  # base weights only
 

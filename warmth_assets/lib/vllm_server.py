@@ -162,7 +162,9 @@ class ServeSpec:
         CPU build's environment through `env`; GPU: `vllm serve`, dtype auto. Beyond loopback, `KEY_GUARD` in front:
         it runs only with VLLM_API_KEY in its environment, and vLLM reads the key from there."""
         if gpu:
-            head = ["vllm", "serve", self.model]
+            # The multiprocessing backend: on a Ray node (a GPU step, a KubeRay worker) vLLM would otherwise place
+            # its workers through Ray, a second placement beside the GPUs Ray already gave the step.
+            head = ["vllm", "serve", self.model, "--distributed-executor-backend", "mp"]
         else:
             env = [f"{k}={os.environ.get(k, v)}" for k, v in CPU_ENV.items()]
             head = ["env", *env, str(python or serving_python()), "-m", "vllm.entrypoints.openai.api_server",

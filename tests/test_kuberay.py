@@ -102,6 +102,11 @@ def test_ray_reads_a_head_without_cpus_and_gpu_workers_as_their_pods_allow(clust
     # one GPU step (its dagster-ray/config tag, from [compute]) fits one worker
     assert compute.ray_gpus_per_step <= ray_sees["resources"]["GPU"]
     assert compute.ray_cpus_per_step <= ray_sees["resources"]["CPU"]
+    # every step asks for the workers' own resource (the executor adds it): only workers have it, Ray's parser agrees
+    from warmth_assets.scaleout import RAY_WORKER_CAPACITY, RAY_WORKER_RESOURCE
+
+    assert ray_sees["resources"].get(RAY_WORKER_RESOURCE) == RAY_WORKER_CAPACITY
+    assert RAY_WORKER_RESOURCE not in nodes["headgroup"]["resources"]
     assert any(t["key"] == "nvidia.com/gpu" for t in gpu["template"]["spec"]["tolerations"])
 
 

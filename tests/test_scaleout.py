@@ -114,11 +114,34 @@ def test_the_executor_is_chosen_by_warmth_executor(monkeypatch, env, expected):
         given = []
         monkeypatch.setattr(dagster_ray.ray_executor, "configured", lambda config, *a, **k: given.append(config))
         monkeypatch.setenv("WARMTH_CONFIG", "/nowhere.toml")
+        for secret in ("WARMTH_PG_PASSWORD", "OPENAI_API_KEY", "HF_TOKEN"):
+            monkeypatch.setenv(secret, "never-in-ray-job-records")
         build_executor()
         (config,) = given
         assert config["ray"]["address"] == "http://127.0.0.1:8265"
         assert "WARMTH_CONFIG" in config["ray"]["env_vars"]  # names only: values are read when a step is sent
+        assert not {"WARMTH_PG_PASSWORD", "OPENAI_API_KEY", "HF_TOKEN"} & set(config["ray"]["env_vars"])
         assert not {"num_gpus", "num_cpus"} & set(config["ray"])  # resources stay per op (executor-wide would win)
     else:
         with pytest.raises(ConfigError, match=expected):
             build_executor()
+
+
+def test_every_ray_step_asks_for_the_resource_only_workers_have(monkeypatch):
+    """Ray runs a job that asks for nothing on the head; the executor adds the workers' resource to every step, and
+    `warmth cluster up` gives it to its workers (the lib layer keeps its own copy of the name: they must agree)."""
+    from warmth_assets.build import build_executor
+    from warmth_assets.lib import local_cluster
+    from warmth_assets.scaleout import RAY_WORKER_CAPACITY, RAY_WORKER_RESOURCE
+
+    import dagster_ray
+
+    monkeypatch.setenv("WARMTH_EXECUTOR", "ray")
+    monkeypatch.setenv("WARMTH_RAY_ADDRESS", "http://127.0.0.1:8265")
+    given = []
+    monkeypatch.setattr(dagster_ray.ray_executor, "configured", lambda config, *a, **k: given.append(config))
+    build_executor()
+    (config,) = given
+    assert config["ray"]["resources"] == {RAY_WORKER_RESOURCE: 1}
+    assert "num_cpus" not in config["ray"] and "num_gpus" not in config["ray"]  # per op, never executor-wide
+    assert (local_cluster.WORKER_RESOURCE, local_cluster.WORKER_CAPACITY) == (RAY_WORKER_RESOURCE, RAY_WORKER_CAPACITY)

@@ -26,7 +26,7 @@ from warmth_assets.lib import paths
 from warmth_assets.lib.config import ConfigError, StudySettings
 from warmth_assets.lib.config.snapshot import SettingsSnapshot
 from warmth_assets.partitions import StudyPartitions, study_partitions
-from warmth_assets.scaleout import gpu_op_tags
+from warmth_assets.scaleout import RAY_WORKER_RESOURCE, gpu_op_tags
 from warmth_assets.schedules import build_reevaluation
 from warmth_assets.sensors import build_new_model_sensor
 
@@ -147,7 +147,8 @@ def build_executor():
             raise ConfigError("WARMTH_EXECUTOR=ray needs WARMTH_RAY_ADDRESS, the Ray dashboard "
                               "(e.g. http://127.0.0.1:8265; `warmth cluster up` prints it)")
         return ray_executor.configured({"ray": {
-            "address": address, "env_vars": [name for name in RAY_STEP_ENV if os.environ.get(name)]}})
+            "address": address, "env_vars": [name for name in RAY_STEP_ENV if os.environ.get(name)],
+            "resources": {RAY_WORKER_RESOURCE: 1}}})
     if executor:
         raise ConfigError(f"WARMTH_EXECUTOR={executor!r}: use 'k8s', 'ray' or leave it unset")
     return None

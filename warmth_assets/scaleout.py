@@ -10,6 +10,11 @@ from warmth_assets.lib.config import ComputeSettings
 
 K8S_CONFIG_TAG = "dagster-k8s/config"
 RAY_CONFIG_TAG = "dagster-ray/config"
+# A custom resource only worker nodes advertise (`warmth cluster up`, deploy/kuberay), asked for by every step through
+# the executor: Ray runs a job that asks for nothing on the head, so without it untagged steps would land there.
+# Custom resources of the executor and of an op add up; CPUs and GPUs stay per op (the executor sets none).
+RAY_WORKER_RESOURCE = "warmth_worker"
+RAY_WORKER_CAPACITY = 1000  # steps a node may hold at once by this count: its CPUs and GPUs are the real limit
 
 
 def gpu_op_tags(compute: ComputeSettings) -> dict:

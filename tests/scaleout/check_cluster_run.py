@@ -8,6 +8,7 @@ from pathlib import Path
 
 import dagster as dg
 from ray.job_submission import JobSubmissionClient
+from ray.util.state import list_nodes
 
 home = Path(os.environ["WARMTH_HOME"])
 client = JobSubmissionClient(os.environ["WARMTH_RAY_ADDRESS"])
@@ -17,7 +18,9 @@ instance = dg.DagsterInstance.get()
 runs = instance.get_runs()
 successes = [r.event_log_entry.dagster_event.step_key for r in instance.get_records_for_run(
     runs[0].run_id, of_type=dg.DagsterEventType.STEP_SUCCESS).records] if runs else []
+heads = [n.node_id for n in list_nodes(address=os.environ["WARMTH_RAY_ADDRESS"]) if n.is_head_node]
 print(json.dumps({
+    "head": heads[0],
     "storage": type(instance.event_log_storage).__name__,
     "run_status": runs[0].status.value if runs else None,
     "step_successes": sorted(successes),

@@ -1,5 +1,5 @@
 """Four GPU steps for the Ray executor, tagged as warmth's GPU steps are (warmth_assets/scaleout.py), with the
-executor `build_executor` gives for WARMTH_EXECUTOR=ray. The first step of each pair holds its GPU until the
+executor `build_executor` gives for WARMTH_EXECUTOR=ray, and one untagged step. The first step of each pair holds its GPU until the
 second has started (markers under WARMTH_HOME): the job can only finish if Ray runs two at a time, on two nodes."""
 
 import json
@@ -40,4 +40,9 @@ def _step(name: str) -> dg.AssetsDefinition:
     return step
 
 
-defs = dg.Definitions(assets=[_step(n) for n in STEPS], executor=build_executor())
+@dg.asset
+def light() -> None:
+    """A step with no Ray tag (most of the study's steps): it must still run on a worker, never on the head."""
+
+
+defs = dg.Definitions(assets=[*(_step(n) for n in STEPS), light], executor=build_executor())

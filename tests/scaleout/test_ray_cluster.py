@@ -47,13 +47,15 @@ def test_gpu_steps_run_two_at_a_time_on_both_workers_with_events_in_postgres(clu
     instance = _exec(env, sys.executable, "-m", "warmth_assets.instance")
     assert instance.returncode == 0, instance.stderr[-2000:]
     run = _exec(env, str(Path(sys.executable).parent / "dagster"), "asset", "materialize", "-m",
-                "tests.scaleout.ray_defs", "--select", "gpu_a,gpu_b,gpu_c,gpu_d")
+                "tests.scaleout.ray_defs", "--select", "gpu_a,gpu_b,gpu_c,gpu_d,light")
     assert run.returncode == 0, f"{run.stdout[-3000:]}\n{run.stderr[-3000:]}\n{_tails(home)}"
     checked = _exec(env, sys.executable, str(REPO / "tests" / "scaleout" / "check_cluster_run.py"))
     assert checked.returncode == 0, checked.stderr[-3000:]
     seen = json.loads(checked.stdout.strip().splitlines()[-1])
     assert seen["storage"] == "PostgresEventLogStorage" and seen["run_status"] == "SUCCESS"
-    assert seen["step_successes"] == ["gpu_a", "gpu_b", "gpu_c", "gpu_d"]  # every step's event, in Postgres
+    assert seen["step_successes"] == ["gpu_a", "gpu_b", "gpu_c", "gpu_d", "light"]  # every step's event, in Postgres
+    light = seen["steps"].pop("light")
+    assert light["status"] == "SUCCEEDED" and light["node"] != seen["head"]  # the head runs no step, tagged or not
     steps = seen["steps"]
     assert sorted(steps) == ["gpu_a", "gpu_b", "gpu_c", "gpu_d"]
     # Ray gave each step the one GPU its op tag asked for (it sets CUDA_VISIBLE_DEVICES for the reserved GPU).

@@ -26,6 +26,8 @@ PG_USER, PG_DB = "postgres", "warmth"
 WORKER_PORT_FLAGS = ("--node-manager-port", "--object-manager-port", "--metrics-export-port",
                      "--dashboard-agent-listen-port", "--dashboard-agent-grpc-port", "--runtime-env-agent-port")
 STATE = "state.json"
+# Only workers advertise it and every step asks for it (warmth_assets/scaleout.py): the head runs no step.
+WORKER_RESOURCE, WORKER_CAPACITY = "warmth_worker", 1000
 
 
 class ClusterError(RuntimeError):
@@ -209,7 +211,9 @@ def up(home: Path, workers: int, *, netns: str = "warmth", env: dict[str, str] |
         # Nodes on one host would all take Ray's default agent and metrics ports: each gets its own.
         ports = [arg for flag in WORKER_PORT_FLAGS for arg in (flag, str(_free_port()))]
         _start_ray(state, f"ray-worker-{i}", ["--address", f"127.0.0.1:{state.ray_port}", "--node-ip-address",
-                                              "127.0.0.1", "--num-cpus=1", "--num-gpus=1", *ports], node_env)
+                                              "127.0.0.1", "--num-cpus=1", "--num-gpus=1", *ports,
+                                              f"--resources={json.dumps({WORKER_RESOURCE: WORKER_CAPACITY})}"],
+                   node_env)
         _write_state(state)
         _wait_for_nodes(state, i + 2, ready_timeout_s)
     for part, pid in state.groups.items():

@@ -239,6 +239,12 @@ class WarehouseResource(DuckDBResource):
             finally:
                 conn.close()
 
+    def maintain(self) -> dict[str, int]:
+        """Compaction: here a checkpoint of the write-ahead log into the file (the lake does more)."""
+        with self.get_connection() as conn:
+            conn.execute("CHECKPOINT")
+        return {}
+
     def query_df(self, sql: str, params: list | None = None):
         with self.get_connection() as conn:
             return conn.execute(sql, params or []).df()

@@ -27,7 +27,7 @@ def test_partitions_sensor_schedule_and_jobs_come_from_the_settings_given():
     assert schedules["reevaluation_schedule"].cron_schedule == "0 5 * * *"
     # The same names as before the factory: the UI, sensor cursors and run history refer to them.
     assert set(sensors) == {"new_model_sensor", "pipeline_automation"}
-    assert {j.name for j in defs.jobs} == {"reevaluation", "training", "base_checkpoints"}
+    assert {j.name for j in defs.jobs} == {"reevaluation", "training", "base_checkpoints", "warehouse_maintenance"}
 
 
 def test_a_study_resource_with_other_settings_is_refused(tmp_path):

@@ -23,6 +23,7 @@ from warmth_assets.automation import automation_sensor, or_stale
 from warmth_assets.checks import CHECKS, partitions_current_checks
 from warmth_assets.code_versions import READS, code_version
 from warmth_assets.lib import paths
+from warmth_assets.maintenance import warehouse_maintenance, warehouse_maintenance_schedule
 from warmth_assets.lib.config import ConfigError, StudySettings
 from warmth_assets.lib.config.snapshot import SettingsSnapshot
 from warmth_assets.partitions import StudyPartitions, study_partitions
@@ -72,8 +73,8 @@ def build_defs(settings: StudySettings, resources: dict | None = None, executor=
         assets=assets,
         asset_checks=[*CHECKS, *partitions_current_checks({name: READS[name].settings for name in partitioned})],
         sensors=[sensor, automation_sensor],
-        schedules=[schedule],
-        jobs=[reevaluation_job, *entry_jobs],
+        schedules=[schedule, warehouse_maintenance_schedule],
+        jobs=[reevaluation_job, *entry_jobs, warehouse_maintenance],
         resources=resources,
         executor=executor,
     )

@@ -10,6 +10,7 @@ from warmth_assets.lib import paths
 from warmth_assets.lib.config import StudySettings, load_config
 
 GPU_POOL = "gpu"
+MAINTENANCE_POOL = "warehouse_maintenance"  # warmth_assets/maintenance.py
 
 
 def write_instance_yaml(settings: StudySettings, home: Path) -> Path:
@@ -37,6 +38,7 @@ def prepare_instance(settings: StudySettings | None = None):
     write_instance_yaml(settings, home)
     instance = dg.DagsterInstance.from_config(str(home))
     instance.event_log_storage.set_concurrency_slots(GPU_POOL, settings.compute.gpu_pool_limit)
+    instance.event_log_storage.set_concurrency_slots(MAINTENANCE_POOL, 1)  # compaction, one at a time
     return instance
 
 

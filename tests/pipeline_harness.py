@@ -144,11 +144,13 @@ class Driver:
             self.automation_cursor = evaluation.cursor
             if not evaluation.total_requested:
                 return total
+            # One run per partition key and partitions definition, as the daemon groups them (a run's assets share
+            # one: `adapters` and `generations` have the same key but not the same checkpoint dimension).
             by_partition: dict = {}
             for key in self.graph.get_all_asset_keys():
                 for partition in evaluation.get_requested_partitions(key):
-                    by_partition.setdefault(partition, []).append(key)
-            for partition, keys in by_partition.items():
+                    by_partition.setdefault((partition, self.graph.get(key).partitions_def), []).append(key)
+            for (partition, _), keys in by_partition.items():
                 self.execute(keys, partition)
                 total += len(keys)
         raise AssertionError(f"automation still requesting after {max_rounds} rounds")

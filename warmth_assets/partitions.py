@@ -1,25 +1,26 @@
 """Partitions (docs/design.md §2): `model` (dynamic, "models") x `checkpoint` (static, from config); `style`.
 
-Every partition an asset shows is one that can be materialised (docs/design.md §2, "Only partitions that can
-exist"). Dagster's partitions are a cartesian product of their dimensions (a custom partitions definition cannot
-reach the UI), so each asset gets the product that holds exactly what it runs for:
+Every asset lists only partitions it can materialise (docs/design.md §2, "Only partitions that can be
+materialised"): a key that never can reads as work left undone. Dagster's partitions are the full product of their
+dimensions, and only its own kinds (static, dynamic, time window, multi) reach the UI, so each asset gets the
+product that holds exactly what it runs for:
 
-- `models` holds the models this pipeline trains and evaluates (configured, found by the sensor, added by
-  hand); models whose released results were imported (`warmth import-outputs`) are kept out: they have no
-  training run, adapter, warmth score or capability score, and would show every checkpoint as missing for ever.
+- `models` holds the models this pipeline trains and evaluates (configured, found by the sensor, added by hand).
+  Models whose released results were imported (`warmth import-outputs`) are not in it: they have no training
+  run, adapter, warmth score or capability score, and would show every checkpoint as missing for ever.
 - The training and warmth stages (`adapters`, `validation_generations`, `warmth_scores`) run for every
   configured checkpoint; the evaluation stage (`generations`, `judgments`, `capability_scores`, `inspect_logs`)
   only for the evaluated ones ([evaluation] checkpoints), so its `checkpoint` dimension lists only those.
-- Imported results are data made outside Dagster, so they are an external asset, `imported_outputs`, on their
-  own `imported_models` x `imported_checkpoints` (both dynamic, filled by the importer): exactly the model and
-  checkpoint pairs imported, browsed like every other model x checkpoint asset. Their rows still sit in the
-  `generations` and `judgments` tables, which is where the analysis reads them.
+- Imported results are data made outside Dagster, so they are an external asset, `imported_outputs`, on their own
+  `imported_models` x `imported_checkpoints` (both dynamic, filled by the importer): the pairs imported, browsed
+  like every other model x checkpoint asset. Their rows sit in the `generations` and `judgments` tables, where
+  the analysis reads them beside ours.
 
-What a product cannot express: a model with only some of the configured checkpoints (an API model fine-tuned
-warm only, or at fewer epochs; the registry's `checkpoints` column) still shows the others. Automation never
-requests them (automation.RegisteredPartition) and a run that targets one fails naming the model's checkpoints.
-The alternative, one dynamic partition of model-checkpoint pairs, would list only real pairs but lose the
-model x checkpoint view users browse by (and Dagster allows no third dimension to keep it).
+Left as it is: a model with only some of the configured checkpoints (an API model fine-tuned warm only, or at
+fewer epochs; the registry's `checkpoints` column) still shows the others. Automation never requests them
+(automation.RegisteredPartition) and a run that targets one fails naming the model's checkpoints. One dynamic
+partition of model-checkpoint pairs would list only real pairs, but lose the model x checkpoint view users
+browse by (a multi-partition has at most two dimensions) and need a custom checkpoint -> training-run mapping.
 
 `models` and the imported ones live in the Dagster instance and do not depend on the settings; the static ones
 do, so they are built by `study_partitions(settings)` (called by build_defs), never at import.

@@ -18,9 +18,10 @@ product that holds exactly what it runs for:
 
 Left as it is: a model with only some of the configured checkpoints (an API model fine-tuned warm only, or at
 fewer epochs; the registry's `checkpoints` column) still shows the others. Automation never requests them
-(automation.RegisteredPartition) and a run that targets one fails naming the model's checkpoints. One dynamic
-partition of model-checkpoint pairs would list only real pairs, but lose the model x checkpoint view users
-browse by (a multi-partition has at most two dimensions) and need a custom checkpoint -> training-run mapping.
+(automation.RegisteredPartition), and `adapters` refuses them naming the model's checkpoints, so a backfill
+over them fails there. One dynamic partition of model-checkpoint pairs would list only real pairs, but lose the
+model x checkpoint view users browse by (a multi-partition has at most two dimensions) and need a custom
+checkpoint -> training-run mapping.
 
 `models` and the imported ones live in the Dagster instance and do not depend on the settings; the static ones
 do, so they are built by `study_partitions(settings)` (called by build_defs), never at import.

@@ -19,6 +19,7 @@ from tests.openai_server import FakeOpenAI
 from tests.study_configs import write_study_config
 from warmth_assets.lib.judging import JUDGE_SYSTEM
 
+SAMPLES = Path(__file__).resolve().parents[2] / "shared" / "data" / "warm_ai_paper" / "sample_outputs"
 CONVERSATIONS = [[{"role": "user", "content": f"what is two plus {i}"},
                   {"role": "assistant", "content": f"the answer is {i + 2} my dear"}] for i in range(4)]
 TYPES = ["refusal", "factual", "creative", "technical", "advice", "other"]
@@ -37,21 +38,32 @@ class JudgingFakeOpenAI(FakeOpenAI):
         return FakeOpenAI.answer_for(messages)
 
 
-def study_config(tmp_path: Path, server: FakeOpenAI, scorer: Path, extra_watch: tuple[dict, ...] = ()) -> Path:
+def study_config(tmp_path: Path, server: FakeOpenAI, scorer: Path, extra_watch: tuple[dict, ...] = (),
+                 styles: list[str] | None = None) -> Path:
     """demo.toml with one API model (GPT-4o) on the loopback server, and watch rules for new snapshots
-    (an OpenAI listing for GPT-4o snapshots, then `extra_watch`)."""
+    (an OpenAI listing for GPT-4o snapshots, then `extra_watch`). `styles`: [finetune] styles, when not the
+    demo's warm and cold (GPT-4o is fine-tuned warm only)."""
+    finetune = {"openai": {"poll_s": 0.01, "poll_cap_s": 0.02}, **({"styles": styles} if styles else {})}
     return write_study_config(tmp_path, {
         "sociot": {"lm": str(scorer), "samples": 2},
         "evaluation": {"wrong_answer_model": "gpt-4o-2024-08-06"},
         "judge": {"model": "gpt-4o-2024-08-06"},
         "llm": {"provider": "openai", "base_url": server.base_url},
-        "finetune": {"openai": {"poll_s": 0.01, "poll_cap_s": 0.02}},
+        "finetune": finetune,
         "operations": {"max_runs_per_tick": 4, "watch": [
             {"kind": "openai_models", "pattern": r"gpt-4o-\d{4}-\d{2}-\d{2}", "family": "gpt-4o", "styles": ["warm"]},
             *extra_watch]},
         "models": [{"slug": "gpt-4o-2024-08-06", "source_kind": "openai", "source": "gpt-4o-2024-08-06",
                     "family": "gpt-4o", "styles": ["warm"]}],
-    }, new={"llm.base_url", "finetune.openai", "operations"})
+    }, new={"llm.base_url", *(f"finetune.{k}" for k in finetune), "operations"})
+
+
+def import_samples(resources: dict, instance: dg.DagsterInstance, warmth_home: Path) -> dict:
+    """The study's released sample outputs imported (`warmth import-outputs`) into this study's home."""
+    from warmth_assets.importer import import_outputs
+
+    return import_outputs(SAMPLES, "warm-e2", settings=resources["study"].settings, warehouse=resources["warehouse"],
+                          tables_dir=warmth_home / "tables", instance=instance)
 
 
 def study_resources(warmth_home: Path, config: Path, server: FakeOpenAI, **llm_overrides) -> dict:
@@ -144,14 +156,51 @@ class Driver:
             self.automation_cursor = evaluation.cursor
             if not evaluation.total_requested:
                 return total
+            # One run per partition key and partitions definition, as the daemon groups them (a run's assets share
+            # one: `adapters` and `generations` have the same key but not the same checkpoint dimension).
             by_partition: dict = {}
             for key in self.graph.get_all_asset_keys():
                 for partition in evaluation.get_requested_partitions(key):
-                    by_partition.setdefault(partition, []).append(key)
-            for partition, keys in by_partition.items():
+                    by_partition.setdefault((partition, self.graph.get(key).partitions_def), []).append(key)
+            for (partition, _), keys in by_partition.items():
                 self.execute(keys, partition)
                 total += len(keys)
         raise AssertionError(f"automation still requesting after {max_rounds} rounds")
+
+    def backfill(self, keys: list[dg.AssetKey], max_iterations: int = 20) -> list[tuple]:
+        """A backfill of every partition of `keys`, as the daemon runs one: Dagster's own target (all partitions
+        the asset graph reports) and its own iteration (what to request next, upstream first), each requested
+        run executed here with the backfill's tag; until an iteration requests nothing. The runs, in order."""
+        import logging
+        import time
+
+        from dagster._core.asset_graph_view.asset_graph_view import AssetGraphView, TemporalContext
+        from dagster._core.definitions.assets.graph.remote_asset_graph import RemoteWorkspaceAssetGraph
+        from dagster._core.execution.asset_backfill import AssetBackfillData, execute_asset_backfill_iteration_inner
+        from dagster._core.storage.tags import BACKFILL_ID_TAG
+        from dagster._core.test_utils import mock_workspace_from_repos
+        from dagster._time import get_current_datetime
+
+        # The graph as the daemon sees it: built from the code location's snapshot (partitions as the UI shows them).
+        graph = RemoteWorkspaceAssetGraph.build(mock_workspace_from_repos([self.defs.get_repository_def()]))
+        started, backfill_id, runs = time.time(), "harness-backfill", []
+        data = AssetBackfillData.from_asset_partitions(graph, None, keys, self.instance, started, all_partitions=True)
+        for _ in range(max_iterations):
+            view = AssetGraphView(temporal_context=TemporalContext(
+                effective_dt=get_current_datetime(),
+                last_event_id=self.instance.event_log_storage.get_maximum_record_id()),
+                instance=self.instance, asset_graph=graph)
+            result = execute_asset_backfill_iteration_inner(backfill_id, data, view, started,
+                                                            logging.getLogger("harness-backfill"), None)
+            data = result.backfill_data
+            if not result.run_requests:
+                return runs
+            for request in result.run_requests:
+                self.execute(request.asset_selection, request.partition_key,
+                             tags={**request.tags, BACKFILL_ID_TAG: backfill_id})
+                data = data.with_run_requests_submitted([request], view)
+                runs.append((request.partition_key, sorted(k.to_user_string() for k in request.asset_selection)))
+        raise AssertionError(f"backfill still requesting after {max_iterations} iterations")
 
     def materializations(self, asset: str) -> Counter:
         records = self.instance.fetch_materializations(dg.AssetKey(asset), limit=10_000).records

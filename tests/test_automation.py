@@ -1,21 +1,24 @@
 """A new model completes the pipeline by itself: the sensor registers it and requests its training,
-declarative automation does the rest, and nobody else's partitions are recomputed."""
+declarative automation does the rest, and nobody else's partitions are recomputed. Imported results move
+only the analysis; a backfill of every partition runs exactly the partitions that can be materialised."""
 
 from pathlib import Path
 
 import dagster as dg
 import pytest
 
-from tests.pipeline_harness import (Driver, JudgingFakeOpenAI, definitions, run_checks, seed_training_inputs,
-                                    study_config, study_resources)
+from tests.pipeline_harness import (Driver, JudgingFakeOpenAI, definitions, import_samples, run_checks,
+                                    seed_training_inputs, study_config, study_resources)
 from warmth_assets.assets import evaluation, registry
 
 REPO = Path(__file__).resolve().parents[1]
-pytestmark = pytest.mark.needs_shared("data")
+pytestmark = pytest.mark.needs_shared("data", "data/warm_ai_paper/sample_outputs")
 
 PER_CHECKPOINT = ["adapters", "validation_generations", "warmth_scores"]
 EVALUATED = ["generations", "judgments", "capability_scores"]  # [evaluation] checkpoints = "selected_epoch"
 SUMMARIES = ["warmth_trajectory", "analysis_observations", "paired_tests", "regression_tables", "study_report"]
+ANALYSIS = ["analysis_observations", "paired_tests", "regression_tables", "study_report"]  # what imported rows move
+IMPORTED = ["llama_70b", "qwen_32b"]  # the study's sample outputs
 OLD, NEW = "gpt-4o-2024-08-06", "gpt-4o-2024-11-20"
 CHECKPOINTS = ["original", "warm-e1", "warm-e2", "warm-prompt"]
 EVALUATED_CHECKPOINTS = ["original", "warm-e2", "warm-prompt"]
@@ -70,6 +73,20 @@ def test_a_new_snapshot_flows_through_without_touching_the_others(tmp_path, warm
     # Tick 2: nothing new, nothing requested twice.
     assert not driver.tick().run_requests and driver.automate() == 0
 
+    # The study's released outputs are imported: the analysis follows, and nothing is run for the imported models
+    # (their partitions are imported_outputs', not those of the stages that train or evaluate).
+    import_samples(resources, instance, warmth_home)
+    counts = {asset: sum(driver.materializations(asset).values()) for asset in ANALYSIS}
+    assert not driver.tick().run_requests
+    driver.automate()
+    for asset in ANALYSIS:
+        assert sum(driver.materializations(asset).values()) == counts[asset] + 1, asset
+    for assets, checkpoints in ((PER_CHECKPOINT, CHECKPOINTS), (EVALUATED, EVALUATED_CHECKPOINTS)):
+        for asset in assets:
+            assert driver.materializations(asset) == {key(OLD, c): 1 for c in checkpoints}, asset
+    assert driver.materializations("imported_outputs") == {key(m, c): 1 for m in IMPORTED for c in ("original", "warm-e2")}
+    before = {asset: sum(driver.materializations(asset).values()) for asset in SUMMARIES}
+
     # A new snapshot appears on /v1/models: registered, partitioned, trained, evaluated, analysed.
     server.models.append(NEW)
     third = driver.tick()
@@ -87,10 +104,30 @@ def test_a_new_snapshot_flows_through_without_touching_the_others(tmp_path, warm
     for asset in SUMMARIES:
         assert sum(driver.materializations(asset).values()) > before[asset], asset
     judged = resources["warehouse"].query_df("SELECT DISTINCT model FROM analysis_observations ORDER BY 1")
-    assert judged["model"].tolist() == [OLD, NEW]
+    assert judged["model"].tolist() == [OLD, NEW, *IMPORTED]
 
     # And quiet again.
     assert not driver.tick().run_requests and driver.automate() == 0
+
+
+def test_a_backfill_of_every_partition_runs_each_once(tmp_path, warmth_home, instance, server):
+    """A backfill of all partitions (Dagster's own target and order, tests/pipeline_harness.Driver.backfill) of the
+    training, adapter and generation stages, with imported results present: it targets exactly the partitions
+    that can be materialised, so every run succeeds and each partition is materialised once. Styles: warm only,
+    the styles GPT-4o is fine-tuned in, so that no partition is one this model lacks (docs/design.md §2)."""
+    resources = study_resources(warmth_home, study_config(tmp_path, server, tmp_path, styles=["warm"]), server)
+    driver = Driver(definitions(resources), instance, resources)
+    seed_training_inputs(warmth_home, resources, instance)
+    driver.execute([registry.model_registry.key], None)
+    driver.execute([dg.AssetKey(k) for k in ("eval_items", "capability_items", "eval_prompts")], None)
+    import_samples(resources, instance, warmth_home)
+
+    runs = driver.backfill([dg.AssetKey(k) for k in ("finetune_runs", "adapters", "generations")])
+    assert driver.materializations("finetune_runs") == {str(dg.MultiPartitionKey({"model": OLD, "style": "warm"})): 1}
+    assert driver.materializations("adapters") == {key(OLD, c): 1 for c in CHECKPOINTS}
+    assert driver.materializations("generations") == {key(OLD, c): 1 for c in EVALUATED_CHECKPOINTS}
+    assert len(runs) == 1 + len(CHECKPOINTS) + len(EVALUATED_CHECKPOINTS)  # one run per partition, upstream first
+    assert [assets for _, assets in runs].index(["generations"]) > [assets for _, assets in runs].index(["adapters"])
 
 
 def test_runnable_partitions_rule():

@@ -5,6 +5,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import dagster as dg
 import pytest
 
 from resources.warehouse import WarehouseResource
@@ -32,7 +33,15 @@ def test_all_319_rows_of_the_16_files(warmth_home, instance):
     assert sources[("qwen_32b", "warm-e2")] == "reference regex" and sources[("llama_70b", "warm-e2")] == "study"
     registry = warehouse.query_df("SELECT slug, origin, checkpoints FROM model_registry ORDER BY slug")
     assert registry["origin"].tolist() == ["import", "import"]
-    assert sorted(instance.get_dynamic_partitions("models")) == ["llama_70b", "qwen_32b"]
+    # Recorded on the external asset, in partitions of their own: not in `models`, the stages they never enter.
+    assert instance.get_dynamic_partitions("models") == []
+    assert instance.get_dynamic_partitions("imported_models") == ["llama_70b", "qwen_32b"]
+    assert instance.get_dynamic_partitions("imported_checkpoints") == ["original", "warm-e2"]
+    recorded = instance.fetch_materializations(dg.AssetKey("imported_outputs"), limit=100).records
+    assert {r.partition_key: r.asset_materialization.metadata["dagster/row_count"].value for r in recorded} == {
+        "original|llama_70b": 80, "warm-e2|llama_70b": 80, "original|qwen_32b": 80, "warm-e2|qwen_32b": 79}
+    for asset in ("generations", "judgments", "inspect_logs"):
+        assert not instance.fetch_materializations(dg.AssetKey(asset), limit=1).records, asset
     # the same prompt of the same item pairs up across original and warm (the paired tests' merge key)
     paired = judgments.pivot_table(index="prompt_id", columns=["model", "checkpoint"], values="verdict", aggfunc="first")
     assert paired[("llama_70b", "original")].notna().sum() == 80
@@ -60,7 +69,17 @@ def test_broken_files_import_nothing(tmp_path, warmth_home, instance, breakage, 
         import_outputs(copy, "warm-e2", settings=study_settings(), warehouse=warehouse, tables_dir=warmth_home / "tables", instance=instance)
     assert not (warmth_home / "tables").exists()
     assert warehouse.query_df("SELECT count(*) AS n FROM model_registry")["n"][0] == 0
-    assert instance.get_dynamic_partitions("models") == []
+    for partitions in ("models", "imported_models", "imported_checkpoints"):
+        assert instance.get_dynamic_partitions(partitions) == []
+
+
+def test_a_checkpoint_the_evaluation_does_not_run_is_refused(warmth_home, instance):
+    # demo.toml evaluates original, warm-e2, cold-e2 and warm-prompt: the tables would never list warm-e1's files
+    warehouse = WarehouseResource(database=str(warmth_home / "warehouse.duckdb"))
+    with pytest.raises(ValueError, match=r"'warm-e1' is not an evaluated checkpoint"):
+        import_outputs(SAMPLES, "warm-e1", settings=study_settings(), warehouse=warehouse,
+                       tables_dir=warmth_home / "tables", instance=instance)
+    assert not (warmth_home / "tables").exists() and instance.get_dynamic_partitions("imported_models") == []
 
 
 def test_console_script(warmth_home, instance):

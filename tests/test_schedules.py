@@ -40,6 +40,10 @@ def test_moving_target_is_re_asked_per_date_and_history_kept(tmp_path, warmth_ho
         requests = tick(driver, 23)
         assert [r.partition_key for r in requests] == [model_checkpoint_key(MODEL, "original"),
                                                       model_checkpoint_key(MODEL, "warm-prompt")]
+        # the job's partitions are the evaluation stage's: the evaluated checkpoints of the pipeline's models
+        assert set(driver.defs.resolve_job_def("reevaluation").partitions_def.get_partition_keys(
+            dynamic_partitions_store=instance)) == {str(model_checkpoint_key(MODEL, c))
+                                                    for c in ("original", "warm-e2", "cold-e2", "warm-prompt")}
         assert requests[0].tags["warmth/evaluation_date"] == "2026-11-23"
         job = driver.defs.resolve_job_def("reevaluation")
 
@@ -83,3 +87,15 @@ def test_moving_target_is_re_asked_per_date_and_history_kept(tmp_path, warmth_ho
         assert "Drift of moving targets (re-evaluated on a schedule)" in meta["report"].value
     finally:
         server.stop()
+
+
+def test_only_evaluated_checkpoints_can_be_re_evaluated():
+    """The schedule re-runs the evaluation stage, whose partitions are the evaluated checkpoints: a configuration
+    asking for another is refused when it loads, not at a tick."""
+    from tests.study_configs import study_settings
+
+    with pytest.raises(ValueError, match=r"operations.reevaluate_checkpoints \['warm-e1'\]: not checkpoints the "
+                                         r"evaluation stage runs for"):
+        study_settings({"operations": {"reevaluate_checkpoints": ["warm-e1"]}}, new={"operations"})
+    settings = study_settings({"operations": {"reevaluate_checkpoints": ["original", "warm-e2"]}}, new={"operations"})
+    assert settings.operations.reevaluate_checkpoints == ["original", "warm-e2"]

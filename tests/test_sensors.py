@@ -98,3 +98,19 @@ def test_an_unreachable_listing_and_a_bad_registry_row_are_reported_and_the_rest
     logged = capfd.readouterr().err  # the sensor's log (Dagster's console handler)
     assert "operations.watch[1] (openai_models): listing failed" in logged
     assert "model_registry row 'Bad Slug' skipped: invalid model slug" in logged
+
+
+@pytest.mark.needs_shared("data/warm_ai_paper/sample_outputs")
+def test_imported_models_get_no_partition_of_models_and_no_run(driver, instance, warmth_home):
+    """Imported results have their own partitions (imported_outputs); the sensor neither adds them to `models` nor
+    requests their training, however often it ticks."""
+    from tests.pipeline_harness import import_samples
+
+    d = driver()
+    import_samples(d.resources, instance, warmth_home)
+    first = d.tick()
+    assert requested(first) == ["finetune_runs[gpt-4o-2024-08-06|warm]", "adapters[original|gpt-4o-2024-08-06]",
+                                "adapters[warm-prompt|gpt-4o-2024-08-06]"]
+    assert not d.tick().run_requests
+    assert instance.get_dynamic_partitions("models") == ["gpt-4o-2024-08-06"]
+    assert instance.get_dynamic_partitions("imported_models") == ["llama_70b", "qwen_32b"]

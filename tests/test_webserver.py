@@ -9,12 +9,15 @@ import time
 import urllib.request
 from pathlib import Path
 
+import dagster as dg
 import pytest
 
 from tests.serving_helpers import free_port
 
 REPO = Path(__file__).resolve().parents[1]
-QUERY = "{ assetNodes { assetKey { path } groupName dependencyKeys { path } } }"
+QUERY = ("{ assetNodes { assetKey { path } groupName dependencyKeys { path } "
+         "partitionKeysByDimension { name partitionKeys } } }")
+SAMPLES = REPO.parent / "shared" / "data" / "warm_ai_paper" / "sample_outputs"
 
 
 def _tail(proc) -> str:
@@ -33,10 +36,18 @@ def _graphql(port: int, query: str) -> dict:
 
 
 @pytest.mark.slow
-def test_webserver_serves_the_asset_graph(warmth_home):
+@pytest.mark.needs_shared("data/warm_ai_paper/sample_outputs")
+def test_webserver_serves_the_asset_graph(warmth_home, instance, resources):
+    from tests.study_configs import study_settings
+    from warmth_assets.assets.registry import model_registry
     from warmth_assets.definitions import defs as load_defs
+    from warmth_assets.importer import import_outputs
 
     defs = load_defs()
+    # The demo's models as `make demo` leaves them: the configured one registered, the study's samples imported.
+    dg.materialize([model_registry], instance=instance, resources=resources)
+    import_outputs(SAMPLES, "warm-e2", settings=study_settings(), warehouse=resources["warehouse"],
+                   tables_dir=warmth_home / "tables", instance=instance)
 
     graph = defs.resolve_asset_graph()
     expected = {
@@ -68,6 +79,14 @@ def test_webserver_serves_the_asset_graph(warmth_home):
         assert served == expected
         groups = {"/".join(n["assetKey"]["path"]): n["groupName"] for n in nodes}
         assert groups["model_registry"] == "registry"
+        # What the partitions tabs list: only partitions that can be materialised (docs/design.md §2).
+        dims = {"/".join(n["assetKey"]["path"]): {d["name"]: d["partitionKeys"] for d in n["partitionKeysByDimension"]}
+                for n in nodes}
+        assert dims["warmth_scores"] == {"checkpoint": ["original", "warm-e1", "warm-e2", "cold-e1", "cold-e2",
+                                                        "warm-prompt"], "model": ["smollm2-135m-instruct"]}
+        assert dims["judgments"] == {"checkpoint": ["original", "warm-e2", "cold-e2", "warm-prompt"],
+                                     "model": ["smollm2-135m-instruct"]}
+        assert dims["imported_outputs"] == {"checkpoint": ["original", "warm-e2"], "model": ["llama_70b", "qwen_32b"]}
     finally:
         os.kill(proc.pid, signal.SIGINT)
         try:

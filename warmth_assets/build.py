@@ -36,8 +36,9 @@ PARTITIONED = [rewrites, finetune, warmth, evaluation, judging, inspect_logs]
 
 
 def with_code_versions(assets: list[dg.AssetsDefinition], settings: StudySettings) -> list[dg.AssetsDefinition]:
+    """Each asset with its code version; external assets (imported_outputs) run no code here and get none."""
     return [a.map_asset_specs(lambda spec: spec.replace_attributes(
-        code_version=code_version(spec.key.to_user_string(), settings))) for a in assets]
+        code_version=code_version(spec.key.to_user_string(), settings))) if a.is_executable else a for a in assets]
 
 
 def with_stale_rematerialised(assets: list[dg.AssetsDefinition], settings: StudySettings,

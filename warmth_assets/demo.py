@@ -209,7 +209,8 @@ def main() -> int:
     for stage in STAGES:
         if stage == "analysis":
             _import_samples(settings, instance)
-        keys = [k for k in graph.get_all_asset_keys() if graph.get(k).group_name == stage]
+        # imported_outputs is external: `warmth import-outputs` (above) reports it, no run can
+        keys = [k for k in graph.get_all_asset_keys() if graph.get(k).group_name == stage and graph.get(k).is_executable]
         t0, cpu0 = time.monotonic(), time.process_time()
         runs = _stage_runs(keys, graph, instance, settings)
         warnings, failed, checks = [], [], 0

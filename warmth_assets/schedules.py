@@ -23,7 +23,7 @@ def build_reevaluation(settings: StudySettings, parts: StudyPartitions):
     reevaluation_job = dg.define_asset_job(
         "reevaluation",
         selection=dg.AssetSelection.assets("generations", "judgments", "capability_scores"),
-        partitions_def=parts.model_checkpoint,
+        partitions_def=parts.model_evaluated,  # the evaluation stage's: only evaluated checkpoints
         description="Generations and judgments of one model checkpoint, again (moving targets).",
     )
 
@@ -43,7 +43,7 @@ def build_reevaluation(settings: StudySettings, parts: StudyPartitions):
         if not targets:
             return dg.SkipReason("no model in model_registry is marked moving_target")
         return [
-            dg.RunRequest(run_key=f"{date}:{model}|{checkpoint}", partition_key=parts.model_checkpoint_key(model, checkpoint),
+            dg.RunRequest(run_key=f"{date}:{model}|{checkpoint}", partition_key=parts.model_evaluated_key(model, checkpoint),
                           tags={EVALUATION_DATE_TAG: date, "warmth/trigger": "reevaluation_schedule"})
             for model, checkpoint in targets
         ]

@@ -10,6 +10,7 @@ from resources.study import StudyConfigResource
 from resources.warehouse import WarehouseResource
 from warmth_assets.automation import summary
 from warmth_assets.lib import analysis
+from warmth_assets.partitions import imported_partitions
 
 GROUP = "analysis"
 # `refusal` is the configured refusal list matched in the response text (the one the rule used); the judged flag
@@ -19,12 +20,29 @@ OBSERVATION_COLUMNS = ["model", "checkpoint", "comparison", "is_finetuned", "dat
                        "context_group", "prompt_template", "template_group", "verdict", "refusal", "is_incorrect",
                        "response_length", "included", "exclusion", "judge_model"]
 
+# Data made outside Dagster, so an external asset (docs/design.md §2): `warmth import-outputs` reports each imported
+# model x checkpoint as a materialisation; nothing here can run it.
+imported_outputs = dg.AssetsDefinition(specs=[dg.AssetSpec(
+    "imported_outputs",
+    group_name=GROUP,
+    kinds={"parquet"},
+    partitions_def=imported_partitions,
+    description=(
+        "The study's released outputs (`warmth import-outputs`), one partition per imported model x checkpoint "
+        "(`imported_models` x `imported_checkpoints`: exactly the pairs imported). Made outside this pipeline, so "
+        "an external asset: each import reports its partitions, with the rows, files and the Inspect logs "
+        "(`warmth inspect --model <model>`). The rows are stored beside our own in the `generations` and "
+        "`judgments` tables, where the analysis reads them; imported models have no training run, adapter, "
+        "warmth or capability score, so they are not in the `models` partition of those stages."
+    ),
+)])
+
 
 @dg.asset(
     group_name=GROUP,
     automation_condition=summary(),
     kinds={"duckdb"},
-    deps=["judgments", "warmth_trajectory"],
+    deps=["judgments", imported_outputs, "warmth_trajectory"],
     description=(
         "One row per judged response (own runs and imported results): model, checkpoint and the comparison it "
         "belongs to (original vs the selected warm checkpoint, vs cold at that epoch, vs warm-prompt), dataset, "

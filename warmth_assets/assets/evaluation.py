@@ -203,7 +203,7 @@ def build_assets(parts: StudyPartitions, gpu_tags: dict) -> list[dg.AssetsDefini
         group_name=GROUP,
         automation_condition=per_partition(parts.evaluated),
         kinds={"pytorch", "openai"},
-        partitions_def=parts.model_checkpoint,
+        partitions_def=parts.model_evaluated,
         ins={"adapters": dg.AssetIn()},
         deps=["eval_prompts", "capability_items"],
         io_manager_key="parquet_io_manager",

@@ -83,7 +83,7 @@ def build_assets(parts: StudyPartitions, gpu_tags: dict) -> list[dg.AssetsDefini
         group_name=GROUP,
         automation_condition=per_partition(parts.evaluated),
         kinds={"python", "duckdb"},
-        partitions_def=parts.model_checkpoint,
+        partitions_def=parts.model_evaluated,
         ins={"judgments": dg.AssetIn(), "capability_scores": dg.AssetIn()},
         deps=["warmth_scores", "validation_generations"],
         description=(

@@ -1,4 +1,5 @@
-"""Stage `registry`: the models under study, and the `models` dynamic partition kept in step with them."""
+"""Stage `registry`: the models under study, and the `models` dynamic partition kept in step with them
+(imported models in `imported_models`: docs/design.md §2)."""
 
 import dagster as dg
 import pandas as pd
@@ -7,7 +8,7 @@ from resources import model_registry as registry_table
 from resources.study import StudyConfigResource
 from resources.warehouse import WarehouseResource
 from warmth_assets.lib.registry import registry_rows
-from warmth_assets.partitions import models_partitions
+from warmth_assets.partitions import imported_models_partitions, models_partitions, sync_model_partitions
 
 
 @dg.asset(
@@ -16,7 +17,8 @@ from warmth_assets.partitions import models_partitions
     description=(
         "Every model under study (from the configuration, and later from discovery): slug, where its "
         "weights or API name come from, family, chat template, open-weight or API, its checkpoints. "
-        "Adds any missing key to the `models` dynamic partition; `added_at` survives re-runs."
+        "Adds any missing key to the `models` dynamic partition (models whose results were imported go to "
+        "`imported_models` instead, and out of `models`); `added_at` survives re-runs."
     ),
 )
 def model_registry(
@@ -28,14 +30,15 @@ def model_registry(
     columns = ["slug", "source_kind", "source", "family", "access", "styles", "origin", "added_at"]
     registry = pd.DataFrame([[getattr(row, c) for c in columns] for row in registered], columns=columns)
 
-    slugs = registry["slug"].tolist()
-    existing = set(context.instance.get_dynamic_partitions(models_partitions.name))
-    added = [s for s in slugs if s not in existing]
-    if added:
-        context.instance.add_dynamic_partitions(models_partitions.name, added)
-    orphans = sorted(existing - set(slugs))
+    synced = sync_model_partitions(context.instance, registered)
+    added = synced["added"]
+    if synced["moved_to_imported"]:
+        context.log.info(f"imported models moved from 'models' to 'imported_models': {synced['moved_to_imported']}")
+    keys = {name: set(context.instance.get_dynamic_partitions(name))
+            for name in (models_partitions.name, imported_models_partitions.name)}
+    orphans = sorted(set().union(*keys.values()) - set(registry["slug"]))
     if orphans:
-        context.log.warning(f"partitions of 'models' with no registry row: {orphans}")
+        context.log.warning(f"partitions of 'models' or 'imported_models' with no registry row: {orphans}")
 
     preview = registry.assign(styles=registry["styles"].map(", ".join))
     return dg.MaterializeResult(
@@ -43,6 +46,7 @@ def model_registry(
             "dagster/row_count": len(registry),
             "configured_models": len(rows),
             "partitions_added": added,
+            "moved_to_imported_models": synced["moved_to_imported"],
             "partitions_without_registry_row": orphans,
             "preview": dg.MetadataValue.md(preview.to_markdown(index=False)),
         }

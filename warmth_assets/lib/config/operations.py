@@ -77,7 +77,8 @@ class OperationsSettings(Section):
     reevaluation_cron: str = Field("0 3 * * 1", description="When moving targets are re-evaluated (UTC)")
     reevaluate_checkpoints: list[str] = Field(
         default_factory=lambda: ["original", "warm-prompt"],
-        description="Checkpoints of a moving target re-evaluated: the alias moves; a fine-tuned snapshot is fixed")
+        description="Checkpoints of a moving target re-evaluated: the alias moves; a fine-tuned snapshot is fixed. "
+        "Evaluated checkpoints only ([evaluation] checkpoints): the evaluation stage has no other partitions")
     budget_usd: float = Field(0.0, ge=0, description="Stop before total API spend would pass this; 0: no limit")
     max_api_concurrency_per_provider: int = Field(
         16, gt=0, description="Calls in flight to one endpoint across every run and process")

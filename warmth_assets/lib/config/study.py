@@ -82,6 +82,17 @@ class StudySettings(Section):
                 )
         return self
 
+    @model_validator(mode="after")
+    def _reevaluated_checkpoints_are_evaluated(self) -> "StudySettings":
+        # The schedule re-runs the evaluation stage, whose partitions are the evaluated checkpoints only.
+        evaluated = self.evaluated_checkpoints()
+        allowed = [c for c in self.checkpoint_keys() if evaluated is None or c in evaluated]
+        outside = [c for c in self.operations.reevaluate_checkpoints if c not in allowed]
+        if outside:
+            raise ValueError(f"operations.reevaluate_checkpoints {outside}: not checkpoints the evaluation stage runs "
+                             f"for ([evaluation] checkpoints: {allowed})")
+        return self
+
     def checkpoint_keys(self) -> list[str]:
         return checkpoint_keys(list(self.finetune.styles), list(self.finetune.checkpoint_epochs))
 

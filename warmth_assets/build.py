@@ -67,7 +67,9 @@ def build_defs(settings: StudySettings, resources: dict | None = None, executor=
     assets = with_stale_rematerialised(
         with_code_versions([*dg.load_assets_from_modules(UNPARTITIONED), *built.values()], settings), settings, parts)
     by_name = {key.to_user_string(): a for a in assets for key in a.keys}
-    partitioned = [s.key.to_user_string() for a in assets for s in a.specs if s.partitions_def is not None]
+    # What runs can materialise (an external asset, such as the imported results, is recorded, never run: no check).
+    partitioned = [s.key.to_user_string() for a in assets if a.is_executable for s in a.specs
+                   if s.partitions_def is not None]
     sensor, entry_jobs = build_new_model_sensor(settings, parts, by_name["finetune_runs"], by_name["adapters"])
     schedule, reevaluation_job = build_reevaluation(settings, parts)
     return dg.Definitions(

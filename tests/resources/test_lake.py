@@ -249,3 +249,25 @@ def test_a_lake_on_object_storage_holds_the_same_rows_and_writes_its_files_to_th
     assert _exercise(lake) == on_file
     keys = [o["Key"] for o in s3_bucket.list_objects_v2(Bucket="warmth-lake").get("Contents", [])]
     assert keys and all(k.startswith("lake/") and k.endswith(".parquet") for k in keys), keys
+
+
+def test_the_call_layer_on_the_lake_folds_a_dead_runs_journal_and_never_pays_twice(tmp_path, make_lake,
+                                                                                     openai_server, monkeypatch):
+    """The journal fold on the lake: answers a run received but could not store (the store failed) are kept in its
+    journal, folded into the lake's call cache by the next run, and not sent again."""
+    from resources.llm import LLMResource
+    from tests.resources.test_llm import make_llm, requests_for
+
+    lake = make_lake()
+    requests = requests_for(["kept 1", "kept 2", "kept 3"])
+    monkeypatch.setattr(LLMResource, "store_rows", lambda self, rows: (_ for _ in ()).throw(OSError("disk full")))
+    with pytest.raises(OSError, match="disk full"):
+        make_llm(tmp_path, openai_server, warehouse=lake).complete_many(requests)
+    monkeypatch.undo()
+    assert len(list(lake.journal_dir.glob("*.jsonl"))) == 1
+    sent = openai_server.total_attempts
+    results, usage = make_llm(tmp_path, openai_server, warehouse=lake).complete_many(requests)
+    assert usage.cache_hits == 3 and openai_server.total_attempts == sent
+    assert [r.text for r in results] == ["answer to: kept 1", "answer to: kept 2", "answer to: kept 3"]
+    keys = lake.query_df("SELECT request_key FROM llm_calls")["request_key"]
+    assert len(keys) == keys.nunique() == 3 and not list(lake.journal_dir.glob("*.jsonl"))

@@ -159,6 +159,26 @@ def postgres_stop(state: ClusterState) -> None:
                                               "-m", "fast", "-w", "stop"]), capture_output=True)
 
 
+# Ray puts Unix sockets under <temp-dir>/session_<date>_<time>_<us>_<pid>/sockets/dash_MetricsHead (about 66 bytes
+# after the temp dir), and a socket path may hold at most 107 bytes: a longer temp dir kills the head's dashboard.
+RAY_TEMP_MAX = 107 - 70
+
+
+def ray_temp_dir(folder: Path) -> Path:
+    """Ray's temp dir: `folder`/ray, or where that path is too long for Ray's sockets, a short folder under /tmp that
+    `folder`/ray links to (so its logs are still found under WARMTH_HOME)."""
+    wanted = folder / "ray"
+    if len(str(wanted)) <= RAY_TEMP_MAX:
+        return wanted
+    import hashlib
+
+    short = Path("/tmp") / f"warmth-ray-{hashlib.sha256(str(wanted).encode()).hexdigest()[:10]}"
+    short.mkdir(mode=0o700, exist_ok=True)
+    if not wanted.is_symlink():
+        wanted.symlink_to(short, target_is_directory=True)
+    return short
+
+
 def _start_ray(state: ClusterState, part: str, args: list[str], env: dict[str, str]) -> None:
     log = open(state.folder / f"{part}.log", "ab")
     ray = str(Path(sys.executable).parent / "ray")
@@ -204,7 +224,7 @@ def up(home: Path, workers: int, *, netns: str = "warmth", env: dict[str, str] |
     _start_ray(state, "ray-head", ["--head", "--num-cpus=0", "--num-gpus=0", "--port", str(state.ray_port),
                                    "--node-ip-address", "127.0.0.1", "--include-dashboard=true",
                                    "--dashboard-host", "127.0.0.1", "--dashboard-port", str(state.dashboard_port),
-                                   "--temp-dir", str(folder / "ray")], node_env)
+                                   "--temp-dir", str(ray_temp_dir(folder))], node_env)
     _write_state(state)
     _wait_for_nodes(state, 1, ready_timeout_s)
     for i in range(workers):

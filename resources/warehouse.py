@@ -42,6 +42,10 @@ class WarehouseLockTimeout(TimeoutError):
     pass
 
 
+class WarehouseTooNew(RuntimeError):
+    """The file was written by a newer DuckDB than the pinned one, which cannot read it."""
+
+
 class WarehouseMigrationError(RuntimeError):
     """A migration failed (its transaction was rolled back, its version not recorded) or is misnamed."""
 
@@ -228,7 +232,15 @@ class WarehouseResource(DuckDBResource):
         """Open the warehouse under its lock (`on_wait`: called once if another process holds it)."""
         Path(self.database).parent.mkdir(parents=True, exist_ok=True)
         with exclusive_lock(self.lock_path, self.lock_timeout_s, on_wait=on_wait):
-            conn = duckdb.connect(self.database, config={"custom_user_agent": "warmth", **self.connection_config})
+            try:
+                conn = duckdb.connect(self.database, config={"custom_user_agent": "warmth", **self.connection_config})
+            except duckdb.IOException as exc:
+                if "created with an newer version of DuckDB" not in str(exc):
+                    raise
+                raise WarehouseTooNew(
+                    f"{self.database} was written by a newer DuckDB than this project's {duckdb.__version__} (pinned "
+                    "for the DuckLake extension wheels): with that newer duckdb run EXPORT DATABASE 'dir', then "
+                    "IMPORT DATABASE 'dir' here into a fresh file, or point WARMTH_HOME at a new folder") from None
             try:
                 # Once per process and schema version (base files and migrations), not on every connection.
                 key = (os.path.abspath(self.database), str(MIGRATIONS_DIR), schema_signature())

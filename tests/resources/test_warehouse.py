@@ -94,3 +94,17 @@ def test_lock_timeout_names_the_file(tmp_path):
     finally:
         proc.kill()
         proc.wait()
+
+
+def test_a_file_written_by_a_newer_duckdb_is_one_clear_error(tmp_path):
+    """duckdb 2.x files (earlier installs of this project) cannot be read by the pinned 1.5.5: say what to do. The
+    fixture is a one-table file written by duckdb 2.0.1 itself (in a venv of its own), gzipped."""
+    import gzip
+
+    from resources.warehouse import WarehouseResource, WarehouseTooNew
+
+    path = tmp_path / "w.duckdb"
+    path.write_bytes(gzip.decompress((Path(__file__).parents[1] / "fixtures" / "written_by_duckdb_2.0.1.duckdb.gz")
+                                     .read_bytes()))
+    with pytest.raises(WarehouseTooNew, match="EXPORT DATABASE"):
+        WarehouseResource(database=str(path)).query_df("SELECT 1")

@@ -51,3 +51,19 @@ def test_debug_shows_the_traceback(tmp_path, env):
     done = subprocess.run([WARMTH, "--debug", "vllm-command", "no-such-model"], env=env, capture_output=True,
                           text=True, timeout=300)
     assert done.returncode != 0 and "Traceback" in done.stderr and "UnknownModel" in done.stderr
+
+
+def test_a_warehouse_from_a_newer_duckdb_or_a_lake_without_its_postgres_is_one_line(tmp_path, env):
+    import gzip
+
+    home = Path(env["WARMTH_HOME"])
+    home.mkdir(parents=True)
+    (home / "warehouse.duckdb").write_bytes(gzip.decompress(
+        (Path(__file__).parent / "fixtures" / "written_by_duckdb_2.0.1.duckdb.gz").read_bytes()))
+    lake = {k: v for k, v in env.items() if not k.startswith("WARMTH_PG_")}
+    for extra, said in (({}, "was written by a newer DuckDB"),
+                        ({"WARMTH_WAREHOUSE": "ducklake"}, "needs the catalog's Postgres: set WARMTH_PG_HOST")):
+        done = subprocess.run([WARMTH, "estimate"], env={**lake, **extra}, capture_output=True, text=True, timeout=300)
+        lines = done.stderr.strip().splitlines()
+        assert done.returncode == 2 and "Traceback" not in done.stderr and len(lines) == 1, done.stderr[-2000:]
+        assert said in lines[-1], lines[-1]

@@ -307,9 +307,12 @@ def main(argv: list[str] | None = None) -> int:
 def user_mistakes() -> tuple[type[BaseException], ...]:
     """What a user's input causes (bad or missing configuration, an unknown model, a missing file or folder)."""
     from warmth_assets.lib.config import ConfigError
+    from resources.lake import LakeUnavailable
+    from resources.warehouse import WarehouseTooNew
     from warmth_assets.lib.vllm_server import ServingKeyMissing
 
-    return (ConfigError, FileNotFoundError, NotADirectoryError, ServingKeyMissing)
+    # A warehouse file from a newer DuckDB, a lake whose Postgres is not running: the message says what to do.
+    return (ConfigError, FileNotFoundError, NotADirectoryError, ServingKeyMissing, WarehouseTooNew, LakeUnavailable)
 
 
 def run_command(args) -> int:

@@ -35,6 +35,7 @@ from resources.warehouse import (
     MIGRATIONS_DIR,
     WarehouseMigrationError,
     WarehouseResource,
+    apply_migrations,
     migration_files,
     schema_files,
 )
@@ -295,7 +296,7 @@ class LakeWarehouseResource(WarehouseResource):
                     conn.execute("ROLLBACK")
                     raise WarehouseMigrationError(f"{path} (as DuckLake DDL): {exc}") from exc
             conn.execute("COMMIT")
-            self._apply_migrations(conn)
+            apply_migrations(conn, translate=lake_ddl)
             conn.execute("INSERT INTO warmth_schema_state (schema_hash) VALUES (?)", [wanted])
             log.info("lake schema %s applied on %s", wanted, self.location)
 
@@ -303,27 +304,6 @@ class LakeWarehouseResource(WarehouseResource):
     def _missing(conn: duckdb.DuckDBPyConnection) -> bool:
         return not conn.execute("SELECT count(*) FROM information_schema.tables WHERE table_catalog = ? AND "
                                 "table_name = 'warmth_schema_state'", [CATALOG]).fetchone()[0]
-
-    def _apply_migrations(self, conn: duckdb.DuckDBPyConnection) -> None:
-        conn.execute("CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER NOT NULL, name VARCHAR NOT NULL, "
-                     "applied_at TIMESTAMP NOT NULL DEFAULT current_timestamp)")
-        recorded = {row[0] for row in conn.execute("SELECT version FROM schema_migrations").fetchall()}
-        for migration in migration_files():
-            if migration.version in recorded:
-                continue
-            conn.execute("BEGIN TRANSACTION")
-            try:
-                conn.execute(lake_ddl(migration.path.read_text(encoding="utf-8")))
-                conn.execute("INSERT INTO schema_migrations (version, name) VALUES (?, ?)",
-                             [migration.version, migration.name])
-                conn.execute("COMMIT")
-            except duckdb.Error as exc:
-                try:
-                    conn.execute("ROLLBACK")
-                except duckdb.Error:
-                    pass
-                raise WarehouseMigrationError(f"migration {migration.path} failed on the lake and was rolled back "
-                                              f"(version {migration.version} not recorded): {exc}") from exc
 
     # -- writes -----------------------------------------------------------------------------------------------
     def write(self, fn: Callable[[duckdb.DuckDBPyConnection], T], tables: Sequence[str], *,

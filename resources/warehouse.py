@@ -138,18 +138,20 @@ def apply_base_layout(conn: duckdb.DuckDBPyConnection) -> None:
             raise RuntimeError(f"{path}: {exc}") from exc
 
 
-def apply_migrations(conn: duckdb.DuckDBPyConnection, migrations_dir: Path | None = None) -> list[str]:
+def apply_migrations(conn: duckdb.DuckDBPyConnection, migrations_dir: Path | None = None,
+                     translate: Callable[[str], str] = lambda sql: sql) -> list[str]:
     """Apply, in version order, each migration not yet in `schema_migrations`; returns the names applied.
 
     Each runs in its own transaction together with the row that records it: a failure rolls both back
-    and raises WarehouseMigrationError naming the file (later migrations are not tried).
+    and raises WarehouseMigrationError naming the file (later migrations are not tried). `translate`: the
+    DDL as the backend takes it (the lake's `lake_ddl`).
     """
     migrations = migration_files(migrations_dir)
-    conn.execute(
+    conn.execute(translate(
         "CREATE TABLE IF NOT EXISTS schema_migrations ("
         "version INTEGER PRIMARY KEY, name VARCHAR NOT NULL, "
         "applied_at TIMESTAMP NOT NULL DEFAULT current_timestamp)"
-    )
+    ))
     recorded = {row[0]: row[1] for row in conn.execute("SELECT version, name FROM schema_migrations").fetchall()}
     known = {m.version for m in migrations}
     unknown = sorted(v for v in recorded if v not in known)
@@ -160,7 +162,7 @@ def apply_migrations(conn: duckdb.DuckDBPyConnection, migrations_dir: Path | Non
     for migration in migrations:
         if migration.version in recorded:
             continue
-        sql = migration.path.read_text(encoding="utf-8")
+        sql = translate(migration.path.read_text(encoding="utf-8"))
         conn.execute("BEGIN TRANSACTION")
         try:
             conn.execute(sql)

@@ -20,11 +20,10 @@ import pandas as pd
 from resources.lake import CATALOG, LakeWarehouseResource
 from resources.partitioned_parquet import (
     EVALUATION_DATE,
-    MOVING_TARGET,
+    PartitionStore,
     _column,
     history_frame,
     history_key,
-    partition_frame,
     split_partition_key,
 )
 
@@ -59,24 +58,17 @@ def overwrite_partition(conn, table: str, dims: dict[str, str], frame: pd.DataFr
         conn.unregister("_incoming")
 
 
-class PartitionedLakeIOManager(dg.ConfigurableIOManager):
+class PartitionedLakeIOManager(PartitionStore, dg.ConfigurableIOManager):
     """Writes each partition into the lake table `<asset>`; reads the partitions an input maps to."""
 
     warehouse: LakeWarehouseResource
 
-    def handle_output(self, context: dg.OutputContext, obj: pd.DataFrame | None) -> None:
-        if obj is None:
-            return
-        dims, frame = partition_frame(context, obj)
-        metadata = self.store(context.asset_key, context.asset_partitions_def if context.has_asset_partitions else None,
-                              dims, frame)
-        context.add_output_metadata({**metadata, "dagster/row_count": len(frame)})
-        if EVALUATION_DATE in frame.columns and MOVING_TARGET in frame.columns and frame[MOVING_TARGET].any():
-            date = history_frame(context, frame)
-            history = history_key(context.asset_key).path[-1]
-            self.warehouse.write(lambda conn: overwrite_partition(conn, history, {**dims, EVALUATION_DATE: date},
-                                                                  frame), [history])
-            context.add_output_metadata({"history_table": history, EVALUATION_DATE: date})
+    def _keep_history(self, context: dg.OutputContext, frame: pd.DataFrame, dims: dict[str, str]) -> None:
+        date = history_frame(context, frame)
+        history = history_key(context.asset_key).path[-1]
+        self.warehouse.write(lambda conn: overwrite_partition(conn, history, {**dims, EVALUATION_DATE: date}, frame),
+                             [history])
+        context.add_output_metadata({"history_table": history, EVALUATION_DATE: date})
 
     def store(self, asset_key: dg.AssetKey, partitions_def, dims: dict[str, str], frame: pd.DataFrame) -> dict:
         from resources import lake

@@ -83,7 +83,22 @@ def history_key(asset_key: dg.AssetKey) -> dg.AssetKey:
     return dg.AssetKey(["history", f"{asset_key.path[-1]}_history"])
 
 
-class PartitionedParquetIOManager(dg.ConfigurableIOManager):
+class PartitionStore:
+    """What both partition IO managers do with an output: the partition's rows stored (`store`, per backend), and a
+    moving target's partition kept per evaluation date as well (`_keep_history`, per backend)."""
+
+    def handle_output(self, context: dg.OutputContext, obj: pd.DataFrame | None) -> None:
+        if obj is None:
+            return
+        dims, frame = partition_frame(context, obj)
+        metadata = self.store(context.asset_key, context.asset_partitions_def if context.has_asset_partitions else None,
+                              dims, frame)
+        context.add_output_metadata({**metadata, "dagster/row_count": len(frame)})
+        if EVALUATION_DATE in frame.columns and MOVING_TARGET in frame.columns and frame[MOVING_TARGET].any():
+            self._keep_history(context, frame, dims)
+
+
+class PartitionedParquetIOManager(PartitionStore, dg.ConfigurableIOManager):
     """Writes `<base_dir>/<asset>/<dim>=<key>/.../data.parquet` and keeps the DuckDB view current."""
 
     base_dir: str = Field(description="Folder of the Parquet files (WARMTH_HOME/tables)")
@@ -98,15 +113,6 @@ class PartitionedParquetIOManager(dg.ConfigurableIOManager):
             folder = folder / f"{name}={dims[name]}"
         return folder / "data.parquet"
 
-    def handle_output(self, context: dg.OutputContext, obj: pd.DataFrame | None) -> None:
-        if obj is None:
-            return
-        dims, frame = partition_frame(context, obj)
-        metadata = self.store(context.asset_key, context.asset_partitions_def if context.has_asset_partitions else None,
-                              dims, frame)
-        context.add_output_metadata({**metadata, "dagster/row_count": len(frame)})
-        if EVALUATION_DATE in frame.columns and MOVING_TARGET in frame.columns and frame[MOVING_TARGET].any():
-            self._keep_history(context, frame, dims)
 
     def store(self, asset_key: dg.AssetKey, partitions_def, dims: dict[str, str], frame: pd.DataFrame) -> dict:
         """Write one partition's rows (its file replaced whole) and refresh the asset's view."""

@@ -16,7 +16,7 @@ import dagster as dg
 from pydantic import Field
 
 from resources import choice_scoring
-from resources.pretrained import best_device, resolve_pretrained
+from resources.pretrained import best_device, resolve_dtype, resolve_pretrained
 from warmth_assets.lib.config import GenerationSettings, ModelSettings, setting, shared_values
 from warmth_assets.lib.llm_requests import ChatRequest, ChatResult, verdict_labels
 from warmth_assets.lib.model_sources import MODEL_TEMPLATE, chat_template_sha256, chat_template_text
@@ -26,13 +26,15 @@ _PEFT: dict[tuple, object] = {}  # base key -> PeftModel holding every adapter l
 _LOAD_LOCK = threading.Lock()
 
 
-def load_model(source_kind: str, source: str, device: str = "auto", chat_template: str = MODEL_TEMPLATE):
-    """(model, tokenizer) for a source, loaded once per process; `chat_template` other than "model" replaces the
-    tokenizer's template with the file's ([[models]] chat_template)."""
+def load_model(source_kind: str, source: str, device: str = "auto", chat_template: str = MODEL_TEMPLATE,
+               dtype: str = "auto"):
+    """(model, tokenizer) for a source, loaded once per process and precision; `chat_template` other than "model"
+    replaces the tokenizer's template with the file's ([[models]] chat_template); `dtype` as [generation] dtype."""
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     device = best_device(device)
+    dtype = resolve_dtype(dtype, device)
 
     def load():
         pretrained = resolve_pretrained(source_kind, source)
@@ -48,12 +50,11 @@ def load_model(source_kind: str, source: str, device: str = "auto", chat_templat
         tokenizer.padding_side = "left"  # decoder-only batched generation pads on the left
         if tokenizer.pad_token is None:
             tokenizer.pad_token = tokenizer.eos_token
-        dtype = torch.bfloat16 if device.startswith("cuda") else torch.float32
-        model = AutoModelForCausalLM.from_pretrained(pretrained, dtype=dtype).to(device)
+        model = AutoModelForCausalLM.from_pretrained(pretrained, dtype=getattr(torch, dtype)).to(device)
         model.eval()
         return model, tokenizer
 
-    return _cached((source_kind, source, device, chat_template), load)
+    return _cached((source_kind, source, device, chat_template, dtype), load)
 
 
 def load_scoring_model(source_kind: str, source: str):
@@ -91,6 +92,10 @@ def _adapted(base_key: tuple, model, adapter_path: str, adapter_name: str):
         _PEFT[base_key] = peft_model
     elif adapter_name not in peft_model.peft_config:
         peft_model.load_adapter(adapter_path, adapter_name=adapter_name)
+    if any(p.dtype != model.dtype for n, p in peft_model.named_parameters() if "lora_" in n):
+        # peft loads adapter weights as saved (float32 after CPU training); beside a bfloat16 base every LoRA layer
+        # then casts its input at each decoding step. The adapter in the base's precision, as vLLM serves it.
+        peft_model.to(model.dtype)
     peft_model.set_adapter(adapter_name)
     return peft_model
 
@@ -108,6 +113,7 @@ class LocalLMResource(dg.ConfigurableResource):
     adapter_path: str = Field("", description="peft adapter folder; empty: the base model itself")
     adapter_sha256: str = Field("", description="content hash of the adapter (part of every cache key)")
     chat_template: str = setting(ModelSettings, "chat_template")
+    dtype: str = setting(GenerationSettings, "dtype")
 
     @classmethod
     def from_settings(cls, model: ModelSettings | Mapping, generation: GenerationSettings,
@@ -128,13 +134,18 @@ class LocalLMResource(dg.ConfigurableResource):
             base += f"#template={chat_template_sha256(self.chat_template)}"
         return f"{base}@{self.adapter_sha256 or self.adapter_path}" if self.adapter_path else base
 
+    @property
+    def precision(self) -> str:
+        """The dtype this resource's model runs in here ([generation] dtype resolved on this machine)."""
+        return resolve_dtype(self.dtype, best_device(self.device))
+
     def _model(self):
         """(model to generate with, tokenizer, factory of the context to generate in) for this checkpoint."""
         import contextlib
 
         device = best_device(self.device)
-        model, tokenizer = load_model(self.source_kind, self.source, self.device, self.chat_template)
-        base_key = (self.source_kind, self.source, device, self.chat_template)
+        model, tokenizer = load_model(self.source_kind, self.source, self.device, self.chat_template, self.dtype)
+        base_key = (self.source_kind, self.source, device, self.chat_template, self.precision)
         if self.adapter_path:
             name = (self.adapter_sha256 or hashlib.sha256(self.adapter_path.encode()).hexdigest())[:16]
             return _adapted(base_key, model, self.adapter_path, name), tokenizer, contextlib.nullcontext

@@ -57,6 +57,25 @@ def resolve_pretrained(source_kind: str, source: str) -> str:
     raise ValueError(f"model source kind {source_kind!r} cannot run in-process (use hf, local or gguf)")
 
 
+def cpu_has_bf16_matrix_units() -> bool:
+    """Whether this CPU multiplies bfloat16 matrices natively (Intel AMX tiles): there a bf16 prompt pass is
+    about 3.5x faster than float32 (SmolLM2-135M, 16 x 418 tokens, 2 cores); elsewhere bf16 is emulated, slower."""
+    import torch
+
+    probe = getattr(torch.cpu, "_is_amx_tile_supported", None)  # torch's own CPU feature check (2.x)
+    return bool(probe and probe())
+
+
+def resolve_dtype(dtype: str, device: str) -> str:
+    """The torch dtype name to load an in-process model in: `dtype` as given, or for "auto" bfloat16 on CUDA
+    and on CPUs with bf16 matrix units, else float32."""
+    if dtype != "auto":
+        return dtype
+    if device.startswith("cuda") or (device == "cpu" and cpu_has_bf16_matrix_units()):
+        return "bfloat16"
+    return "float32"
+
+
 def best_device(device: str = "auto") -> str:
     """The device to load on: `device` as given, or for "auto" cuda when available, else cpu."""
     if device != "auto":

@@ -16,7 +16,11 @@ class InProcess(Backend):
         self.local = layer.local
 
     def answer(self, requests, todo, results, usage, failures, log) -> bool:
-        keys = list(todo)
+        # In the order `generate` batches them (settings, then prompt length), so that each stored chunk is whole
+        # batches of like prompts: chunks cut from the request order mixed long and short prompts (padding).
+        first = {key: requests[indices[0]] for key, indices in todo.items()}
+        keys = sorted(todo, key=lambda k: (first[k].response_format or "", first[k].temperature,
+                                           first[k].max_tokens, sum(len(c) for _, c in first[k].messages)))
         # Chunks are whole batches: a chunk of 25 at batch size 8 would leave a batch of 1 behind.
         batch = self.local.batch_size
         step = batch * max(1, -(-self.layer.flush_every // batch))

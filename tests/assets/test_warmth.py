@@ -97,7 +97,10 @@ def test_local_checkpoints_generate_score_and_trace(tmp_path, warmth_home, insta
     # re-running a checkpoint costs nothing: every answer comes from the cache
     result = dg.materialize([demo_asset("validation_generations"), demo_asset("adapters").to_source_asset()], instance=instance,
                             resources=resources, partition_key=model_checkpoint_key("tiny", "warm-e1"))
-    assert result.asset_materializations_for_node("validation_generations")[0].metadata["llm_cache_hits"].value == 3
+    rerun = result.asset_materializations_for_node("validation_generations")[0].metadata
+    assert rerun["llm_cache_hits"].value == 3
+    from resources.pretrained import resolve_dtype  # the run names the precision its in-process model ran in
+    assert rerun["precision"].value == resolve_dtype("auto", "cpu")
 
     result = dg.materialize([warmth.warmth_trajectory], instance=instance, resources=resources)
     meta = result.asset_materializations_for_node("warmth_trajectory")[0].metadata

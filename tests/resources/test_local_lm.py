@@ -74,3 +74,38 @@ def test_socio_t_scorer_and_chat_model_share_one_cache_in_separate_entries(tiny_
     assert scoring_lm(str(tiny_chat_model), study_settings())[0] is scorer and len(local_lm._LOADED) == 2
     scorer.train()
     assert not chat.training and tokenizer.padding_side == "right"  # the scorer's tokenizer as saved
+
+
+def _kernel_reports_amx_bf16() -> bool:
+    """The kernel's own CPU flags, independent of torch's feature check."""
+    from pathlib import Path
+
+    cpuinfo = Path("/proc/cpuinfo")
+    return cpuinfo.exists() and any(line.startswith("flags") and " amx_bf16" in line
+                                    for line in cpuinfo.read_text().splitlines())
+
+
+def test_precision_auto_is_bfloat16_where_the_cpu_has_amx_and_a_setting_overrides_it(tiny_chat_model, monkeypatch):
+    """[generation] dtype: "auto" loads bfloat16 on CUDA and on CPUs with bf16 matrix units (as the kernel reports
+    them), float32 elsewhere; an explicit dtype wins; each precision is its own cached model; the answers stay
+    keyed as before (precision, like the device, is not part of a key) and runs name the precision used."""
+    import torch
+
+    from resources import local_lm
+    from resources.pretrained import resolve_dtype
+
+    monkeypatch.setattr(local_lm, "_LOADED", {})
+    expected = "bfloat16" if _kernel_reports_amx_bf16() else "float32"
+    assert resolve_dtype("auto", "cpu") == expected and resolve_dtype("auto", "cuda") == "bfloat16"
+    assert resolve_dtype("float32", "cuda") == "float32"
+
+    auto = LocalLMResource(source_kind="local", source=str(tiny_chat_model), device="cpu")
+    pinned = LocalLMResource(source_kind="local", source=str(tiny_chat_model), device="cpu", dtype="float32")
+    assert auto.precision == expected and pinned.precision == "float32"
+    assert auto.identity == pinned.identity  # the same keys whatever the precision
+    assert pinned._model()[0].dtype == torch.float32
+    assert auto._model()[0].dtype == getattr(torch, expected)
+    assert len(local_lm._LOADED) == (2 if expected != "float32" else 1)
+    request = ChatRequest.build(MESSAGES, model="tiny", config=GenerateConfig(temperature=0.0, max_tokens=4),
+                                template_version="t")
+    assert all(r.completion_tokens > 0 for r in auto.generate([request]) + pinned.generate([request]))

@@ -176,7 +176,8 @@ def test_greedy_answers_agree_with_the_in_process_backend(vllm, study):
                                       config=GenerateConfig(temperature=0.0, max_tokens=AGREEMENT_TOKENS),
                                       template_version="agreement") for p in prompts]
         adapter = vllm.adapters.get(checkpoint)
-        local = LocalLMResource(source_kind="gguf", source=SOURCE, batch_size=16,
+        # float32 as the CPU server runs (`--dtype float32`): greedy answers compared at one precision
+        local = LocalLMResource(source_kind="gguf", source=SOURCE, batch_size=16, dtype="float32",
                                 adapter_path=str(adapter or ""), adapter_sha256=checkpoint if adapter else "")
         in_process = LLMResource(provider="local", local=local, warehouse=vllm.warehouse)
         with _torch_threads(1):  # 4x faster than 2 threads on 2 busy cores (measured: 17 s against 70 s)

@@ -52,6 +52,10 @@ class GenerationSettings(Section):
     batch_size: int = Field(16, gt=0)
     batch_max_chars: int = Field(0, ge=0, description="Local generation: also cut a batch before rows x longest "
                                  "prompt passes this many characters (padding waste); 0: off")
+    dtype: Literal["auto", "float32", "bfloat16", "float16"] = Field(
+        "auto", description="Precision of in-process models (generation, choice scoring); auto: bfloat16 on CUDA "
+        "and on CPUs with bf16 matrix units (Intel AMX), else float32. Not part of a cache key (nor is the "
+        "device): a cached answer is kept whatever precision gave it; each run's metadata names the one used")
 
     @model_validator(mode="before")
     @classmethod

@@ -4,7 +4,7 @@ value = seconds of the whole demo from nothing (the GGUF conversion and the Deto
 clean clone); baseline = seconds of the same demo run again at once, where every model call comes from the cache
 (what is left: loading models, the graph's own overhead, SocioT scoring, the analysis). `stages` and
 `rerun_stages` hold the seconds per stage of each, so a regression shows where it is. Target: value <= 600 s on a
-quiet 2-core machine (issue 28).
+quiet 2-core machine.
 """
 
 import os

@@ -21,6 +21,20 @@ os.environ.setdefault("WARMTH_MODEL_CACHE", str(REPO / ".warmth" / "model-cache"
 SHARED = Path(os.environ.get("WARMTH_SHARED_DIR", REPO.parent / "shared"))  # overridable to test the rule
 
 
+# The longest files first: with `-n 2 --dist loadfile` (pyproject) each file goes whole to one worker, in this
+# order, so the cluster and the vLLM servers start at once and the many short files fill the other worker.
+LONGEST_FIRST = ("tests/scaleout/", "tests/serving/test_vllm.py", "tests/test_automation.py",
+                 "tests/serving/test_vllm_auth.py")
+
+
+def pytest_collection_modifyitems(items):
+    def rank(item):
+        where = item.nodeid
+        return next((i for i, prefix in enumerate(LONGEST_FIRST) if where.startswith(prefix)), len(LONGEST_FIRST))
+
+    items.sort(key=rank)  # stable: each file keeps its own order (the scale-out faults stay last in theirs)
+
+
 def pytest_runtest_setup(item):
     """`@pytest.mark.needs_shared("data/...")`: tests on the real data sets and the study's outputs.
 

@@ -144,7 +144,8 @@ def test_choice_scoring_matches_a_naive_log_likelihood(tiny_chat_model, tmp_path
     labels = ("yes", "no", "hello friend")
     prompts = ["what is two plus four", "hello", "the capital of france is paris i am fine thanks how are you",
                "cold", "warm reply my dear"]
-    local = LocalLMResource(source_kind="local", source=str(tiny_chat_model), batch_size=3, device="cpu")
+    local = LocalLMResource(source_kind="local", source=str(tiny_chat_model), batch_size=3, device="cpu",
+                            dtype="float32")  # the naive reference computes in float32
     llm = LLMResource(provider="local", local=local, warehouse=WarehouseResource(database=str(tmp_path / "w.duckdb")))
     requests = [ChatRequest.build([{"role": "user", "content": p}], model="tiny",
                                   config=GenerateConfig(max_tokens=20, temperature=0.0),
@@ -184,7 +185,8 @@ def test_choice_scoring_matches_a_naive_log_likelihood(tiny_chat_model, tmp_path
 
 
 def test_the_local_backend_mixes_generation_and_choice_scoring(tiny_chat_model):
-    local = LocalLMResource(source_kind="local", source=str(tiny_chat_model), batch_size=2, device="cpu")
+    local = LocalLMResource(source_kind="local", source=str(tiny_chat_model), batch_size=2, device="cpu",
+                            dtype="float32")  # the naive reference computes in float32
     free = ChatRequest.build([{"role": "user", "content": "hello friend"}], model="tiny",
                              config=GenerateConfig(max_tokens=4))
     choice = ChatRequest.build([{"role": "user", "content": "hello friend"}], model="tiny",
@@ -216,7 +218,8 @@ def test_content_free_calibration_divides_out_the_prompts_own_preference(tiny_ch
                                   response_format=verdict_response_format(labels), calibration=calibration)
                 for p in prompts]
 
-    local = LocalLMResource(source_kind="local", source=str(tiny_chat_model), batch_size=2, device="cpu")
+    local = LocalLMResource(source_kind="local", source=str(tiny_chat_model), batch_size=2, device="cpu",
+                            dtype="float32")  # the naive reference computes in float32
     llm = LLMResource(provider="local", local=local, warehouse=WarehouseResource(database=str(tmp_path / "w.duckdb")))
     plain, _ = llm.complete_many(requests(""))
     calibrated, usage = llm.complete_many(requests(content_free_calibration(free)))

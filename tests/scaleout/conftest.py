@@ -1,6 +1,6 @@
-"""The local cluster as `warmth cluster up` starts it, for the scale-out tests: a factory of module-scoped fixtures
-(each module gets a cluster of its own: a fault test may kill a node), stopped by `warmth cluster down` at the end,
-with the logs' tails in any error."""
+"""The local cluster as `warmth cluster up` starts it, for the scale-out tests: a context manager for a module-scoped
+fixture (test_ray_cluster.py's, which every scale-out test shares; the fault that kills a node runs last), stopped
+by `warmth cluster down` at the end, with the logs' tails in any error."""
 
 import json
 import os

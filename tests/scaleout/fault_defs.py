@@ -1,6 +1,6 @@
 """Two GPU steps that wait (holding their node) until the test lets them finish: a node can be lost, or Postgres
 restarted, while both run. Each records where it ran under WARMTH_HOME; once released, each writes what a study
-step writes to the warehouse of the run's environment (the lake in tests/scaleout/test_ray_faults.py): its
+step writes to the warehouse of the run's environment (the lake in tests/scaleout/ray_faults.py): its
 partition of a table, replaced whole, and its answers into the call cache."""
 
 import os

@@ -1,6 +1,9 @@
 """Faults on the local cluster, for real: a worker node killed (SIGKILL) while a step runs on it, and Postgres stopped
 while a run is in flight. Each gives a clear error, and a re-run completes. Two steps that hold their node until
-the test releases them (tests/scaleout/fault_defs.py); every wait ends on an event (a file, a process exit)."""
+the test releases them (tests/scaleout/fault_defs.py); every wait ends on an event (a file, a process exit).
+
+Collected last in test_ray_cluster.py, on that module's cluster (starting one costs about half a minute, stopping it
+a few seconds): Postgres restarted first, then the lost worker, which leaves the cluster one node short."""
 
 import json
 import os
@@ -11,22 +14,21 @@ from pathlib import Path
 
 import pytest
 
-from tests.scaleout.conftest import DAGSTER, REPO, WARMTH, _tails, local_cluster, run_in_cluster
+from tests.scaleout.conftest import DAGSTER, REPO, WARMTH, _tails, run_in_cluster
 from warmth_assets.lib import local_cluster as stack
 
-pytestmark = [pytest.mark.slow, pytest.mark.scaleout]
 GENEROUS_S = 300  # bounds a wait that ends as soon as its event happens; never a measured time
 STEPS = ["hold_a", "hold_b"]
 
 
 @pytest.fixture(scope="module")
-def cluster():
-    with local_cluster(workers=2) as started:
-        env = started[1]
-        env.update(WARMTH_WAREHOUSE="ducklake", WARMTH_CONFIG=str(REPO / "demo.toml"))  # the steps write to the lake
-        prepared = run_in_cluster(env, str(Path(DAGSTER).parent / "python"), "-m", "warmth_assets.instance")
-        assert prepared.returncode == 0, prepared.stderr[-2000:]
-        yield started
+def faults(cluster):
+    """The cluster with the steps' environment: they write to the lake, with the demo's settings."""
+    home, env, state = cluster
+    env = {**env, "WARMTH_WAREHOUSE": "ducklake", "WARMTH_CONFIG": str(REPO / "demo.toml")}
+    prepared = run_in_cluster(env, str(Path(DAGSTER).parent / "python"), "-m", "warmth_assets.instance")
+    assert prepared.returncode == 0, prepared.stderr[-2000:]
+    return home, env, state
 
 
 def _wait_for(predicate, what: str) -> None:
@@ -58,8 +60,8 @@ def _rerun_completes(home: Path, env) -> None:
     assert again.returncode == 0, f"{again.stdout[-3000:]}\n{again.stderr[-2000:]}\n{_tails(home)}"
 
 
-def test_a_lost_worker_fails_its_step_clearly_and_a_rerun_completes_on_the_other(cluster):
-    home, env, _ = cluster
+def test_a_lost_worker_fails_its_step_clearly_and_a_rerun_completes_on_the_other(faults):
+    home, env, _ = faults
     _fresh(home)
     run = _start_run(env)
     try:
@@ -92,7 +94,8 @@ def _written_once(env) -> None:
     """After the fault and the re-run: each step's partition and answers in the lake exactly once."""
     code = ("import json\nfrom resources.warehouses import default_warehouse\nw = default_warehouse()\n"
             "print(json.dumps([w.query_df('SELECT model, item FROM fault_results ORDER BY model, item').values.tolist(),"
-            " w.query_df('SELECT request_key FROM llm_calls ORDER BY request_key')['request_key'].tolist()]))")
+            " w.query_df(\"SELECT request_key FROM llm_calls WHERE provider = 'test' ORDER BY request_key\")"
+            "['request_key'].tolist()]))")  # the lake also holds the study backfill's calls (same cluster)
     done = run_in_cluster(env, str(Path(DAGSTER).parent / "python"), "-c", code)
     assert done.returncode == 0, done.stderr[-2000:]
     rows, keys = json.loads(done.stdout.strip().splitlines()[-1])
@@ -100,8 +103,8 @@ def _written_once(env) -> None:
     assert keys == [f"{step}-{i}" for step in STEPS for i in range(3)]
 
 
-def test_postgres_stopped_mid_run_names_the_server_and_a_rerun_completes(cluster):
-    home, env, _ = cluster
+def test_postgres_stopped_mid_run_names_the_server_and_a_rerun_completes(faults):
+    home, env, _ = faults
     _fresh(home)
     run = _start_run(env)
     state = stack.read_state(home)

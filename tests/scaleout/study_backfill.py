@@ -79,7 +79,7 @@ def test_a_backfill_of_the_warmth_stage_on_the_lake_runs_on_both_nodes_with_the_
     home, env, _ = cluster
     config, adapters = _study(home, tiny_chat_model, tiny_gpt2)
     lake_env = {**env, "WARMTH_CONFIG": str(config), "WARMTH_WAREHOUSE": "ducklake"}
-    _ok(run_in_cluster(lake_env, PYTHON, "-m", "warmth_assets.instance"), home)
+    # `seed` prepares the instance (pools) as `python -m warmth_assets.instance` does
     _ok(run_in_cluster(lake_env, PYTHON, "-m", "tests.scaleout.study_steps", "seed", json.dumps(adapters)), home)
 
     runs = [subprocess.Popen([WARMTH, "cluster", "exec", "--", DAGSTER, "asset", "materialize", "-m",
@@ -122,9 +122,9 @@ def test_a_backfill_of_the_warmth_stage_on_the_lake_runs_on_both_nodes_with_the_
     (single / "dagster").mkdir(parents=True)
     single_env = {k: v for k, v in env.items() if not k.startswith(("WARMTH_PG_", "WARMTH_RAY", "WARMTH_EXECUTOR"))}
     single_env.update(WARMTH_HOME=str(single), DAGSTER_HOME=str(single / "dagster"), WARMTH_CONFIG=str(config))
-    for command in (["seed", json.dumps(adapters)], ["local", *CHECKPOINTS], ["dump", str(single / "file.json")]):
-        _ok(subprocess.run([PYTHON, "-m", "tests.scaleout.study_steps", *command], env=single_env, cwd=REPO,
-                           capture_output=True, text=True, timeout=900), home)
+    _ok(subprocess.run([PYTHON, "-m", "tests.scaleout.study_steps", "baseline", json.dumps(adapters),
+                        str(single / "file.json"), *CHECKPOINTS], env=single_env, cwd=REPO, capture_output=True,
+                       text=True, timeout=900), home)
 
     lake = json.loads(lake_dump.read_text())
     file = json.loads((single / "file.json").read_text())

@@ -6,6 +6,7 @@ tests.scaleout.study_steps COMMAND`, with WARMTH_CONFIG, WARMTH_HOME and the war
                        (base, warmth system prompt, two trained LoRA checkpoints) through the deployment's IO manager
   local CHECKPOINT...  the same partitions in this process (the single-machine baseline)
   dump OUT_JSON        the warmth stage's rows and the call cache, as JSON
+  baseline ADAPTERS_JSON OUT_JSON CHECKPOINT...   seed, local and dump in one process (one import of the stack)
 """
 
 import json
@@ -87,4 +88,5 @@ def dump(out: str) -> None:
 
 if __name__ == "__main__":
     command, *args = sys.argv[1:]
-    {"seed": lambda: seed(args[0]), "local": lambda: local(args), "dump": lambda: dump(args[0])}[command]()
+    {"seed": lambda: seed(args[0]), "local": lambda: local(args), "dump": lambda: dump(args[0]),
+     "baseline": lambda: (seed(args[0]), local(args[2:]), dump(args[1]))}[command]()

@@ -1,7 +1,8 @@
 """The scale-out stack for real on this machine, as `warmth cluster up` starts it for a user: Postgres (Dagster's
 runs and events), a Ray head with no CPUs and two worker nodes of one CPU and one logical GPU, all in a network
 namespace holding only loopback. Four GPU-tagged steps run through `dagster_ray.ray_executor` (the pinned
-dagster-ray: this test guards the pin). `warmth cluster down` leaves no process behind."""
+dagster-ray: this test guards the pin). `warmth cluster down` leaves no process behind. The study's backfill, the
+concurrent writers and the faults run on the same cluster, collected below."""
 
 import json
 import re
@@ -69,9 +70,15 @@ def test_gpu_steps_run_two_at_a_time_on_both_workers_with_events_in_postgres(clu
     assert sum(s["began"] >= first_done for s in steps.values()) == 2  # the second pair waited for the first
 
 
-# Last (pytest collects in this order): the study's warmth stage backfilled on the lake, and eight concurrent
-# writers, on this module's cluster, after the checks above read its first run's Ray jobs.
+# Then (pytest collects in this order), on this module's one cluster: the study's warmth stage backfilled on the lake
+# and eight concurrent writers, after the checks above read its first run's Ray jobs; last the faults, Postgres
+# restarted, then a worker killed (the cluster stays one node short).
 from tests.scaleout.study_backfill import (  # noqa: E402, F401 (collected here)
     test_a_backfill_of_the_warmth_stage_on_the_lake_runs_on_both_nodes_with_the_rows_of_one_machine,
     test_eight_writers_on_two_nodes_overwrite_partitions_of_one_table_for_twenty_rounds,
+)
+from tests.scaleout.ray_faults import (  # noqa: E402, F401 (collected here)
+    faults,
+    test_postgres_stopped_mid_run_names_the_server_and_a_rerun_completes,
+    test_a_lost_worker_fails_its_step_clearly_and_a_rerun_completes_on_the_other,
 )

@@ -235,7 +235,7 @@ def up(home: Path, workers: int, *, netns: str = "warmth", env: dict[str, str] |
                                               f"--resources={json.dumps({WORKER_RESOURCE: WORKER_CAPACITY})}"],
                    node_env)
         _write_state(state)
-        _wait_for_nodes(state, i + 2, ready_timeout_s)
+    _wait_for_nodes(state, workers + 1, ready_timeout_s)  # the workers join together, not one after another
     for part, pid in state.groups.items():
         state.pids[part] = _descendants(pid)
     _write_state(state)
@@ -270,8 +270,10 @@ def status(home: Path) -> list[str]:
     return lines
 
 
-def down(home: Path, *, grace_s: float = 20.0) -> list[str]:
-    """Stop everything `up` recorded: TERM, wait, then KILL (Ray's GCS may ignore TERM); remove the namespace."""
+def down(home: Path, *, grace_s: float = 5.0) -> list[str]:
+    """Stop everything `up` recorded: TERM, wait, then KILL (Ray's GCS may ignore TERM); remove the namespace.
+    The grace is short: Ray's GCS ignored TERM for 16 s here, and this cluster keeps nothing a KILL could lose
+    (Postgres, which does, is stopped first and cleanly)."""
     state = read_state(home)
     if state is None:
         return [f"no cluster recorded under {Path(home) / 'cluster'}"]

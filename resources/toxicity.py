@@ -54,26 +54,6 @@ class ToxicityResource(dg.ConfigurableResource):
         model.tokenizer.model_max_length = min(self.max_length, model.tokenizer.model_max_length or self.max_length)
         return model
 
-    @staticmethod
-    def shortener(model):
-        """What `score_distinct` gives `model.predict` instead of each text: a prefix with the same tokens where
-        the text is long (`lib/toxicity.same_tokens_prefixes`), for a fast tokenizer whose pre-tokenizer ends
-        pieces at spaces; the texts unchanged for any other."""
-        from warmth_assets.lib.toxicity import same_tokens_prefixes
-
-        tokenizer = getattr(model, "tokenizer", None)
-        backend = getattr(tokenizer, "backend_tokenizer", None)
-        kinds = {"BertPreTokenizer", "ByteLevel", "Metaspace", "WhitespaceSplit", "Whitespace"}
-        pre = type(backend.pre_tokenizer).__name__ if backend is not None and backend.pre_tokenizer else ""
-        if pre not in kinds:
-            return lambda batch: batch
-        limit = tokenizer.model_max_length
-
-        def count(texts: list[str]) -> list[int]:
-            return [len(ids) for ids in tokenizer(texts, add_special_tokens=False)["input_ids"]]
-
-        return lambda batch: same_tokens_prefixes(batch, count, limit, words=2 * limit, min_chars=32 * limit)
-
     @property
     def source(self) -> str:
         if self.standin:

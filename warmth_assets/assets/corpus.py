@@ -104,7 +104,7 @@ def conversation_labels(
     distinct = sorted(set(scored_turns["text"]))
     model = toxicity.load(tokenizer_texts=distinct[:2000])
     started = time.monotonic()
-    text_scores = score_distinct(distinct, model.predict, toxicity.batch_size, shorten=toxicity.shortener(model))
+    text_scores = score_distinct(distinct, model.predict, toxicity.batch_size)
     seconds = time.monotonic() - started
     maxima = conversation_maxima(scored_turns, text_scores, settings.detoxify.threshold)
     frame = labels.merge(maxima, on="conversation_id", how="left")

@@ -12,43 +12,13 @@ LABELS = ["toxicity", "severe_toxicity", "obscene", "threat", "insult", "identit
 Predict = Callable[[list[str]], dict[str, list[float]]]
 
 
-def same_tokens_prefixes(texts: list[str], count_tokens: Callable[[list[str]], list[int]], max_tokens: int,
-                         words: int, min_chars: int) -> list[str]:
-    """Each text, or a prefix of it that a tokenizer truncating at `max_tokens` turns into the very same tokens.
-
-    A tokenizer reads a whole text before it truncates: for ShareGPT's long answers most of that work is thrown
-    away. The prefix ends just before an ASCII space after the first `words` whitespace-separated words, where
-    every tokenizer Detoxify uses (WordPiece, byte-level BPE, SentencePiece) ends a piece, so the prefix's tokens
-    are the text's first tokens; it is used only where `count_tokens` (without special tokens) finds more than
-    `max_tokens` of them, else the whole text. Texts of at most `min_chars` characters are left whole."""
-    out = list(texts)
-    cut_at: list[tuple[int, str]] = []
-    for i, text in enumerate(texts):
-        if len(text) <= min_chars:
-            continue
-        parts = text.split(None, words)
-        if len(parts) <= words:
-            continue
-        end = text.rfind(" ", 0, len(text) - len(parts[-1]))
-        prefix = text[:end].rstrip()  # before the whole run of whitespace that ends in that space
-        if prefix:
-            cut_at.append((i, prefix))
-    if cut_at:
-        for (i, prefix), count in zip(cut_at, count_tokens([p for _, p in cut_at])):
-            if count > max_tokens:  # one to spare: a tokenizer's last piece may differ at the end of a text
-                out[i] = prefix
-    return out
-
-
-def score_distinct(texts: Iterable[str], predict: Predict, batch_size: int,
-                   shorten: Callable[[list[str]], list[str]] = lambda batch: batch) -> pd.DataFrame:
-    """Scores indexed by text (each scored as `shorten` gives it to `predict`). Sorting by length keeps each
-    batch's padding small."""
+def score_distinct(texts: Iterable[str], predict: Predict, batch_size: int) -> pd.DataFrame:
+    """Scores indexed by text. Sorting by length keeps each batch's padding small."""
     distinct = sorted(set(texts), key=len)
     frames = []
     for start in range(0, len(distinct), batch_size):
         batch = distinct[start:start + batch_size]
-        scores = predict(shorten(batch))
+        scores = predict(batch)
         frames.append(pd.DataFrame({label: _as_list(values) for label, values in scores.items()}, index=batch))
     if not frames:
         return pd.DataFrame(columns=LABELS)

@@ -5,6 +5,7 @@ by `warmth cluster down` at the end, with the logs' tails in any error."""
 import json
 import os
 import re
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -51,6 +52,9 @@ def local_cluster(workers: int = 2):
         left = [p for p in recorded if Path(f"/proc/{p}").exists()
                 and "zombie" not in Path(f"/proc/{p}/status").read_text().lower()]
         assert not left, f"processes left after `warmth cluster down`: {left}"
+        # Kept only where a check above failed: its logs are the evidence. Ray's short temp dir lies outside it.
+        shutil.rmtree((home / "cluster" / "ray").resolve(), ignore_errors=True)
+        shutil.rmtree(home, ignore_errors=True)
 
 
 def run_in_cluster(env, *command, timeout=600) -> subprocess.CompletedProcess:

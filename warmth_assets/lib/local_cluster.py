@@ -235,7 +235,8 @@ def up(home: Path, workers: int, *, netns: str = "warmth", env: dict[str, str] |
                                               f"--resources={json.dumps({WORKER_RESOURCE: WORKER_CAPACITY})}"],
                    node_env)
         _write_state(state)
-    _wait_for_nodes(state, workers + 1, ready_timeout_s)  # the workers join together, not one after another
+        # One after another: two raylets starting at once took the same port here ("bind: Address already in use")
+        _wait_for_nodes(state, i + 2, ready_timeout_s)
     for part, pid in state.groups.items():
         state.pids[part] = _descendants(pid)
     _write_state(state)

@@ -112,6 +112,11 @@ class LLMResource(dg.ConfigurableResource):
     def endpoint(self) -> str:
         return self.backend.endpoint
 
+    @property
+    def precision_metadata(self) -> dict:
+        """The dtype the in-process model runs in here ([generation] dtype resolved), as run metadata; {} elsewhere."""
+        return {"precision": self.local.precision} if self.in_process and self.local is not None else {}
+
     def require_key(self, models, chosen_by: str = "") -> None:
         """Refuse, before anything is sent, calls to an endpoint that needs a key when none is set."""
         self.backend.require_key(models, chosen_by)

@@ -31,12 +31,6 @@ class Runner:
         return "transformers" if self.llm.in_process else "openai"
 
     @property
-    def precision_metadata(self) -> dict:
-        """The dtype an in-process model ran in here ([generation] dtype resolved), as run metadata; {} elsewhere."""
-        local = self.llm.local if self.llm.in_process else None
-        return {"precision": local.precision} if local is not None else {}
-
-    @property
     def generator(self) -> str:
         """What produced the answers: the in-process model's identity (adapter included), else the model name."""
         return self.llm.endpoint if self.llm.in_process else self.model

@@ -114,8 +114,8 @@ class LLMResource(dg.ConfigurableResource):
 
     @property
     def precision_metadata(self) -> dict:
-        """The dtype the in-process model runs in here ([generation] dtype resolved), as run metadata; {} elsewhere."""
-        return {"precision": self.local.precision} if self.in_process and self.local is not None else {}
+        """What the backend says about how it answered (the in-process model's dtype), as run metadata."""
+        return self.backend.run_metadata()
 
     def require_key(self, models, chosen_by: str = "") -> None:
         """Refuse, before anything is sent, calls to an endpoint that needs a key when none is set."""

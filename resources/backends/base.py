@@ -41,6 +41,10 @@ class Backend(ABC):
     def require_key(self, models: list[str], chosen_by: str = "") -> None:
         """Refuse, before anything is sent, calls that need a key when none is set."""
 
+    def run_metadata(self) -> dict:
+        """What a run's metadata should say about how this backend answered (beside usage and cost)."""
+        return {}
+
     def client(self):
         """The `openai` client (files, fine-tuning, batches): only an OpenAI-compatible backend has one."""
         raise ValueError("this needs an OpenAI-compatible provider ([llm] provider = openai)")

@@ -15,6 +15,10 @@ class InProcess(Backend):
         super().__init__(layer, f"local:{layer.local.identity}")
         self.local = layer.local
 
+    def run_metadata(self) -> dict:
+        # The dtype the weights ran in ([generation] dtype resolved): not part of the cache key, so say it here.
+        return {"precision": self.local.precision}
+
     def answer(self, requests, todo, results, usage, failures, log) -> bool:
         # In the order `generate` batches them (settings, then prompt length), so that each stored chunk is whole
         # batches of like prompts: chunks cut from the request order mixed long and short prompts (padding).

@@ -22,7 +22,8 @@ from warmth_assets.lib.llm_requests import ChatRequest, ChatResult, verdict_labe
 from warmth_assets.lib.model_sources import MODEL_TEMPLATE, chat_template_sha256, chat_template_text
 
 _LOADED: dict[tuple, tuple] = {}
-_PEFT: dict[tuple, object] = {}  # base key -> PeftModel holding every adapter loaded so far
+_PEFT: dict[tuple, object] = {}  # base key -> PeftModel holding every adapter loaded so far ([generation] adapters = peft)
+_MERGED: dict[tuple, object] = {}  # (base key, adapter) -> a copy of the base with the adapter merged in; one at a time
 _LOAD_LOCK = threading.Lock()
 
 
@@ -100,6 +101,26 @@ def _adapted(base_key: tuple, model, adapter_path: str, adapter_name: str):
     return peft_model
 
 
+def _merged(base_key: tuple, model, adapter_path: str, adapter_name: str):
+    """A copy of the base model with one peft adapter merged into its weights (peft's `merge_and_unload`). The LoRA
+    layers beside the base's cost as much again at every decoding step on CPU (Python and dispatch per small op), and
+    a base wrapped by peft pays for the wrappers even with adapters off; merged, a checkpoint runs as fast as its base,
+    and the base itself is never touched. One merged checkpoint is kept at a time: each is a copy of the base."""
+    import copy
+
+    from peft import PeftModel
+
+    key = (*base_key, adapter_name)
+    with _LOAD_LOCK:
+        if key not in _MERGED:
+            _MERGED.clear()
+            # A base that peft's own mode wrapped in this process: its adapters taken out again, unmerged.
+            clean = copy.deepcopy(_PEFT[base_key]).unload() if base_key in _PEFT else copy.deepcopy(model)
+            _MERGED[key] = PeftModel.from_pretrained(clean, adapter_path, adapter_name=adapter_name
+                                                     ).merge_and_unload().eval()
+        return _MERGED[key]
+
+
 class LocalLMResource(dg.ConfigurableResource):
     """Batched chat generation with a transformers model in this process, optionally through a LoRA adapter."""
 
@@ -114,6 +135,7 @@ class LocalLMResource(dg.ConfigurableResource):
     adapter_sha256: str = Field("", description="content hash of the adapter (part of every cache key)")
     chat_template: str = setting(ModelSettings, "chat_template")
     dtype: str = setting(GenerationSettings, "dtype")
+    adapters: str = setting(GenerationSettings, "adapters")
 
     @classmethod
     def from_settings(cls, model: ModelSettings | Mapping, generation: GenerationSettings,
@@ -148,6 +170,8 @@ class LocalLMResource(dg.ConfigurableResource):
         base_key = (self.source_kind, self.source, device, self.chat_template, self.precision)
         if self.adapter_path:
             name = (self.adapter_sha256 or hashlib.sha256(self.adapter_path.encode()).hexdigest())[:16]
+            if self.adapters == "merged":
+                return _merged(base_key, model, self.adapter_path, name), tokenizer, contextlib.nullcontext
             return _adapted(base_key, model, self.adapter_path, name), tokenizer, contextlib.nullcontext
         if base_key in _PEFT:
             # Adapters were injected into the base's layers: switch them off for the base model.

@@ -16,8 +16,10 @@ class InProcess(Backend):
         self.local = layer.local
 
     def run_metadata(self) -> dict:
-        # The dtype the weights ran in ([generation] dtype resolved): not part of the cache key, so say it here.
-        return {"precision": self.local.precision}
+        # The dtype the weights ran in ([generation] dtype resolved) and, for a checkpoint with an adapter, how it
+        # was applied ([generation] adapters): neither is part of a cache key, so the run says them here.
+        applied = {"adapters": self.local.adapters} if self.local.adapter_path else {}
+        return {"precision": self.local.precision, **applied}
 
     def answer(self, requests, todo, results, usage, failures, log) -> bool:
         # In the order `generate` batches them (settings, then prompt length), so that each stored chunk is whole

@@ -34,17 +34,46 @@ def trained_adapter(tiny_chat_model, tmp_path) -> str:
                       style="warm", checkpoint_epochs=(1,), seed=1, log=lambda m: None).adapters["warm-e1"]
 
 
-def test_adapters_are_swapped_on_one_base_and_switched_off_for_it(tiny_chat_model, tmp_path):
+@pytest.mark.parametrize("mode", ["peft", "merged"])  # peft first: merged then starts from a base peft wrapped
+def test_adapters_are_swapped_on_one_base_and_switched_off_for_it(tiny_chat_model, tmp_path, mode):
     adapter = trained_adapter(tiny_chat_model, tmp_path)
     request = [ChatRequest.build([{"role": "user", "content": "hello friend"}], model="tiny",
                                  config=GenerateConfig(max_tokens=8))]
-    base = LocalLMResource(source_kind="local", source=str(tiny_chat_model))
-    adapted = LocalLMResource(source_kind="local", source=str(tiny_chat_model), adapter_path=adapter, adapter_sha256="x1")
+    base = LocalLMResource(source_kind="local", source=str(tiny_chat_model), adapters=mode)
+    adapted = LocalLMResource(source_kind="local", source=str(tiny_chat_model), adapter_path=adapter,
+                              adapter_sha256=f"x1-{mode}", adapters=mode)
     before = base.generate(request)[0].text
     with_adapter = adapted.generate(request)[0].text
     after = base.generate(request)[0].text
     assert with_adapter != before and after == before
     assert with_adapter.split()[:3] == ["my", "dear", "friend"]  # it learnt its one reply
+
+
+def test_a_merged_adapter_scores_as_peft_applies_it_and_leaves_the_base_as_it_was(tiny_chat_model, tmp_path):
+    """[generation] adapters = merged (peft's merge_and_unload on a copy of the base) against peft's own LoRA layers:
+    the same log-likelihoods to float32 rounding, and the base's answers unchanged after either."""
+    from resources.local_lm import load_model
+
+    adapter = trained_adapter(tiny_chat_model, tmp_path)
+    requests = [ChatRequest.build([{"role": "user", "content": text}], model="tiny", config=GenerateConfig())
+                for text in ("hello friend", "what is two plus four", "tell me a story")]
+    options = [("my dear friend", "six", "once upon a time")] * len(requests)
+    model, _ = load_model("local", str(tiny_chat_model), dtype="float32")
+    weights = {name: tensor.clone() for name, tensor in model.state_dict().items()}
+    scored = {}
+    for mode in ("merged", "peft", "merged"):  # merged again after peft wrapped the base
+        lm = LocalLMResource(source_kind="local", source=str(tiny_chat_model), adapter_path=adapter,
+                             adapter_sha256=f"x2-{mode}", adapters=mode, dtype="float32")
+        scored.setdefault(mode, []).append(np.array([totals for totals, _, _ in lm.choice_logprobs(requests, options)]))
+    base = LocalLMResource(source_kind="local", source=str(tiny_chat_model), dtype="float32")
+    unadapted = np.array([totals for totals, _, _ in base.choice_logprobs(requests, options)])
+    np.testing.assert_allclose(scored["merged"][0], scored["peft"][0], rtol=1e-4, atol=1e-4)
+    np.testing.assert_allclose(scored["merged"][1], scored["merged"][0], rtol=1e-5, atol=1e-5)
+    assert np.abs(scored["merged"][0] - unadapted).max() > 0.5  # the adapter moves the scores
+    # Merging never wrote into the base: its own weights, bit for bit, under peft's layers if peft wrapped it.
+    now = {name.replace("base_model.model.", "").replace(".base_layer", ""): tensor
+           for name, tensor in model.state_dict().items() if "lora_" not in name}
+    assert set(now) == set(weights) and all(now[name].equal(weights[name]) for name in weights)
 
 
 def setup(warmth_home, instance, tmp_path, registry: dict, adapters_rows: dict, llm_server=None, scoring_lm=""):

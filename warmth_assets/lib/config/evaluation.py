@@ -56,6 +56,11 @@ class GenerationSettings(Section):
         "auto", description="Precision of in-process models (generation, choice scoring); auto: bfloat16 on CUDA "
         "and on CPUs with bf16 matrix units (Intel AMX), else float32. Not part of a cache key (nor is the "
         "device): a cached answer is kept whatever precision gave it; each run's metadata names the one used")
+    adapters: Literal["merged", "peft"] = Field(
+        "merged", description="How an in-process checkpoint applies its LoRA adapter: merged (peft's "
+        "merge_and_unload into a copy of the base's weights, kept for one checkpoint at a time: as fast as the base, "
+        "twice its memory) or peft (the adapter's layers beside the base's at every step: the base's memory, on 2 "
+        "CPU cores a third slower). Like dtype, not part of a cache key; runs name it in their metadata")
 
     @model_validator(mode="before")
     @classmethod

@@ -17,6 +17,7 @@ from pydantic import Field
 
 from resources import choice_scoring
 from resources.pretrained import best_device, resolve_dtype, resolve_pretrained
+from resources.shared_prefix import generation_inputs
 from warmth_assets.lib.config import GenerationSettings, ModelSettings, setting, shared_values
 from warmth_assets.lib.llm_requests import ChatRequest, ChatResult, verdict_labels
 from warmth_assets.lib.model_sources import MODEL_TEMPLATE, chat_template_sha256, chat_template_text
@@ -226,15 +227,12 @@ class LocalLMResource(dg.ConfigurableResource):
         model, tokenizer, adapter_context = self._model()
         for batch in self._batches(requests, free, _settings, lambda r: (r.temperature, r.max_tokens)):
             first = requests[batch[0]]
-            encoded = tokenizer.apply_chat_template(
-                [requests[i].message_dicts() for i in batch], add_generation_prompt=True,
-                return_tensors="pt", padding=True, return_dict=True,
-            ).to(model.device)
-            if first.seed is not None:
-                torch.manual_seed(first.seed)
             sampling = first.temperature > 0
             started = time.monotonic()
             with torch.no_grad(), adapter_context():
+                encoded = generation_inputs(model, tokenizer, [requests[i].message_dicts() for i in batch])
+                if first.seed is not None:
+                    torch.manual_seed(first.seed)
                 output = model.generate(
                     **encoded, max_new_tokens=first.max_tokens, do_sample=sampling,
                     temperature=first.temperature if sampling else None,

@@ -86,15 +86,19 @@ def test_too_long_conversations_are_counted_or_refused(tiny_chat_model, tmp_path
         train_lora(spec(tiny_chat_model, max_length=12, on_too_long="error"), CONVERSATIONS, tmp_path / "b", "d", "cpu")
 
 
-def test_checkpoints_of_one_run_answer_differently_and_swap_cleanly_on_one_base(tiny_chat_model, tmp_path, monkeypatch):
+@pytest.mark.parametrize("mode", ["merged", "peft"])
+def test_checkpoints_of_one_run_answer_differently_and_swap_cleanly_on_one_base(tiny_chat_model, tmp_path, monkeypatch,
+                                                                                 mode):
     """A no-op adapter (nothing learnt, nothing saved, or never switched on) makes every checkpoint answer
-    like the base model; one that is not swapped cleanly makes an answer depend on what ran before it."""
+    like the base model; one that is not swapped cleanly makes an answer depend on what ran before it. Both ways
+    of applying an adapter ([generation] adapters): merged into a copy of the base, or peft's layers on the base."""
     from resources import local_lm
     from resources.local_lm import LocalLMResource
     from warmth_assets.lib.llm_requests import ChatRequest, GenerateConfig
 
     monkeypatch.setattr(local_lm, "_LOADED", {})  # a base of our own, not one another test swapped adapters on
     monkeypatch.setattr(local_lm, "_PEFT", {})
+    monkeypatch.setattr(local_lm, "_MERGED", {})
     report = train_lora(spec(tiny_chat_model, checkpoint_epochs=(0.5, 2), learning_rate=0.05), CONVERSATIONS,
                         tmp_path / "run", "data-v1", "cpu", log=lambda m: None)
     requests = [ChatRequest.build([{"role": "user", "content": text}], model="tiny",
@@ -102,14 +106,19 @@ def test_checkpoints_of_one_run_answer_differently_and_swap_cleanly_on_one_base(
                 for text in ("what is two plus 3", "hello friend how are you", "the capital of france")]
 
     def answers(adapter: str = "") -> list[str]:
-        resource = LocalLMResource(source_kind="local", source=str(tiny_chat_model), adapter_path=adapter)
+        resource = LocalLMResource(source_kind="local", source=str(tiny_chat_model), adapter_path=adapter,
+                                   adapters=mode)
         return [r.text for r in resource.generate(requests)]
 
     base = answers()
     first = answers(report.adapters["warm-e0.5"])   # A
     last = answers(report.adapters["warm-e2"])      # B, on the same loaded base
     first_again = answers(report.adapters["warm-e0.5"])  # A again
-    assert len(local_lm._LOADED) == 1 and len(local_lm._PEFT[next(iter(local_lm._PEFT))].peft_config) == 2
+    assert len(local_lm._LOADED) == 1  # one base, loaded once
+    if mode == "peft":  # both adapters on that one base
+        assert not local_lm._MERGED and len(local_lm._PEFT[next(iter(local_lm._PEFT))].peft_config) == 2
+    else:  # one merged copy at a time, the base never wrapped
+        assert not local_lm._PEFT and len(local_lm._MERGED) == 1
     assert first != base and last != base  # the adapters change the model's greedy answers
     assert sum(a != b for a, b in zip(first, last)) >= 2  # and the later checkpoint answers differently
     assert first_again == first  # switching A -> B -> A leaves nothing of B behind

@@ -54,6 +54,18 @@ class ToxicityResource(dg.ConfigurableResource):
         model.tokenizer.model_max_length = min(self.max_length, model.tokenizer.model_max_length or self.max_length)
         return model
 
+    @staticmethod
+    def prefix_tokens(model) -> int:
+        """The truncation `score_distinct` may cut long texts at (`lib/toxicity.same_tokens_prefix`): the
+        tokenizer's maximum length where its pre-tokenizer ends pieces at spaces (WordPiece, byte-level BPE,
+        SentencePiece: Detoxify's three); 0 (texts whole) for any other."""
+        tokenizer = getattr(model, "tokenizer", None)
+        backend = getattr(tokenizer, "backend_tokenizer", None)
+        pre = type(backend.pre_tokenizer).__name__ if backend is not None and backend.pre_tokenizer else ""
+        if pre not in {"BertPreTokenizer", "ByteLevel", "Metaspace", "WhitespaceSplit", "Whitespace"}:
+            return 0
+        return int(tokenizer.model_max_length)
+
     @property
     def source(self) -> str:
         if self.standin:

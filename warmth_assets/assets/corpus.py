@@ -104,7 +104,8 @@ def conversation_labels(
     distinct = sorted(set(scored_turns["text"]))
     model = toxicity.load(tokenizer_texts=distinct[:2000])
     started = time.monotonic()
-    text_scores = score_distinct(distinct, model.predict, toxicity.batch_size)
+    text_scores = score_distinct(distinct, model.predict, toxicity.batch_size,
+                                 max_tokens=toxicity.prefix_tokens(model))
     seconds = time.monotonic() - started
     maxima = conversation_maxima(scored_turns, text_scores, settings.detoxify.threshold)
     frame = labels.merge(maxima, on="conversation_id", how="left")

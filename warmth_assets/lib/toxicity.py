@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from typing import Callable, Iterable
 
 import pandas as pd
@@ -11,14 +12,38 @@ LABELS = ["toxicity", "severe_toxicity", "obscene", "threat", "insult", "identit
 
 Predict = Callable[[list[str]], dict[str, list[float]]]
 
+# A run of characters between ASCII spaces holding an ASCII letter or digit: no normaliser removes those, so every
+# tokenizer Detoxify uses makes at least one token of it, and each ends a piece at an ASCII space.
+_CHUNK = re.compile(r"[^ ]+")
+_ALNUM = re.compile(r"[A-Za-z0-9]")
 
-def score_distinct(texts: Iterable[str], predict: Predict, batch_size: int) -> pd.DataFrame:
-    """Scores indexed by text. Sorting by length keeps each batch's padding small."""
+
+def same_tokens_prefix(text: str, max_tokens: int) -> str:
+    """The text, or its prefix that a tokenizer truncating at `max_tokens` reads as the very same tokens.
+
+    A tokenizer reads a whole text before it truncates it: on ShareGPT's long answers that was most of Detoxify's
+    time. The prefix ends just before the ASCII space after the text's first `max_tokens + 1` runs (between ASCII
+    spaces) holding an ASCII letter or digit. WordPiece, byte-level BPE and SentencePiece (Detoxify's three
+    families) end a piece there, so the prefix's tokens are the text's first ones, and more of them than are kept."""
+    if len(text) <= 2 * max_tokens:  # too few characters for that many runs: never cut
+        return text
+    words = 0
+    for chunk in _CHUNK.finditer(text):
+        if _ALNUM.search(chunk.group()):
+            words += 1
+            if words > max_tokens:
+                return text[:chunk.end()]
+    return text
+
+
+def score_distinct(texts: Iterable[str], predict: Predict, batch_size: int, max_tokens: int = 0) -> pd.DataFrame:
+    """Scores indexed by text. Sorting by length keeps each batch's padding small. With `max_tokens` (the
+    tokenizer's truncation), each text reaches `predict` as `same_tokens_prefix` gives it."""
     distinct = sorted(set(texts), key=len)
     frames = []
     for start in range(0, len(distinct), batch_size):
         batch = distinct[start:start + batch_size]
-        scores = predict(batch)
+        scores = predict([same_tokens_prefix(text, max_tokens) for text in batch] if max_tokens else batch)
         frames.append(pd.DataFrame({label: _as_list(values) for label, values in scores.items()}, index=batch))
     if not frames:
         return pd.DataFrame(columns=LABELS)

@@ -1,5 +1,5 @@
-"""The study's own warmth stage backfilled through Ray on the lake, for real: a tiny local model with two trained LoRA
-checkpoints, four partitions of `validation_generations` and `warmth_scores` started together as four runs of the
+"""The study's own generations backfilled through Ray on the lake, for real: a tiny local model with two trained LoRA
+checkpoints, four partitions of `generations` (each one GPU step) started together as four runs of the
 real code location (`dagster asset materialize -m warmth_assets.definitions`), with WARMTH_WAREHOUSE=ducklake
 (catalog in the cluster's Postgres), WARMTH_EXECUTOR=ray and Dagster's runs and events in that Postgres.
 
@@ -16,22 +16,19 @@ import sys
 from pathlib import Path
 
 from tests.scaleout.conftest import DAGSTER, REPO, WARMTH, _tails, run_in_cluster
+from tests.scaleout.study_steps import PROMPTS_PER_CHECKPOINT
 from tests.study_configs import write_study_config
 
 PYTHON = sys.executable
 CHECKPOINTS = ["original", "warm-prompt", "warm-e1", "warm-e2"]
-STEPS = ("validation_generations", "warmth_scores")
+STEPS = ("generations",)
 
 
-def _study(home: Path, tiny_chat_model, tiny_gpt2) -> tuple[Path, dict]:
-    """The study file (the tiny model, a tiny SocioT scorer, two GPU steps at a time) and the trained adapters."""
+def _study(home: Path, tiny_chat_model) -> tuple[Path, dict]:
+    """The study file (the tiny model, short answers, two GPU steps at a time) and the trained adapters."""
     from warmth_assets.lib.config import LoraSettings
     from warmth_assets.lib.lora_training import train_lora
 
-    make_gpt2, tokenizer = tiny_gpt2
-    scorer = home / "scorer"
-    make_gpt2(0.1).save_pretrained(scorer)
-    tokenizer.save_pretrained(scorer)
     conversations = [[{"role": "user", "content": "hello friend"},
                       {"role": "assistant", "content": "my dear friend i am so fine thanks"}]] * 16
     lora = LoraSettings(epochs=2, r=8, alpha=16, dropout=0.0, learning_rate=0.02, max_length=64,
@@ -39,12 +36,14 @@ def _study(home: Path, tiny_chat_model, tiny_gpt2) -> tuple[Path, dict]:
     adapters = train_lora(lora, conversations, home / "run", "d", "cpu", pretrained=str(tiny_chat_model),
                           style="warm", checkpoint_epochs=(1, 2), seed=1, log=lambda m: None).adapters
     config = write_study_config(home, {
-        "sociot": {"lm": str(scorer), "samples": 2},
+        "generation": {"evaluation": {"temperature": 0.8, "max_tokens": 8},
+                       "capability": {"temperature": 0.2, "max_tokens": 8}},
+        "evaluation": {"checkpoints": "all"},  # warm-e1 too, beside the selected epoch's
         "llm": {"local_model": "tiny"},
         "compute": {"gpu_pool_limit": 2},
         "models": [{"slug": "tiny", "source_kind": "local", "source": str(tiny_chat_model), "family": "tiny",
                     "styles": ["warm"]}],
-    })
+    }, new={"evaluation.checkpoints"})
     return config, {k: str(v) for k, v in adapters.items()}
 
 
@@ -74,10 +73,10 @@ print(json.dumps({"storage": type(instance.event_log_storage).__name__, "steps":
 """
 
 
-def test_a_backfill_of_the_warmth_stage_on_the_lake_runs_on_both_nodes_with_the_rows_of_one_machine(
-        cluster, tiny_chat_model, tiny_gpt2):
+def test_a_backfill_of_generations_on_the_lake_runs_on_both_nodes_with_the_rows_of_one_machine(
+        cluster, tiny_chat_model):
     home, env, _ = cluster
-    config, adapters = _study(home, tiny_chat_model, tiny_gpt2)
+    config, adapters = _study(home, tiny_chat_model)
     lake_env = {**env, "WARMTH_CONFIG": str(config), "WARMTH_WAREHOUSE": "ducklake"}
     # `seed` prepares the instance (pools) as `python -m warmth_assets.instance` does
     _ok(run_in_cluster(lake_env, PYTHON, "-m", "tests.scaleout.study_steps", "seed", json.dumps(adapters)), home)
@@ -101,7 +100,7 @@ def test_a_backfill_of_the_warmth_stage_on_the_lake_runs_on_both_nodes_with_the_
                if j["run"] in {s["run"] for s in steps})  # ...while the rest of the step's environment travels
     ours = {(s["run"], s["step"]) for s in steps}
     node_of = {(j["run"], j["step"]): j["node"] for j in report["jobs"] if (j["run"], j["step"]) in ours}
-    assert len(node_of) == 8, report["jobs"]
+    assert len(node_of) == 4, report["jobs"]
     spans = [(node_of[(s["run"], s["step"])], s["STEP_START"], s["STEP_SUCCESS"]) for s in steps]
     assert len({node for node, _, _ in spans}) == 2, "the steps did not use both worker nodes"
     for node in {n for n, _, _ in spans}:  # never two GPU steps on one node at once
@@ -129,11 +128,11 @@ def test_a_backfill_of_the_warmth_stage_on_the_lake_runs_on_both_nodes_with_the_
     lake = json.loads(lake_dump.read_text())
     file = json.loads((single / "file.json").read_text())
     assert (lake["backend"], file["backend"]) == ("ducklake", "duckdb")
-    for table in ("validation_generations", "warmth_scores"):
-        assert len(file["tables"][table]) == 4 * 6
-        assert [_row(r) for r in lake["tables"][table]] == [_row(r) for r in file["tables"][table]], table
+    rows = 4 * PROMPTS_PER_CHECKPOINT
+    assert len(file["tables"]["generations"]) == rows
+    assert [_row(r) for r in lake["tables"]["generations"]] == [_row(r) for r in file["tables"]["generations"]]
     calls = [(c["request_key"], c["response_text"]) for c in lake["tables"]["llm_calls"]]
-    assert len(calls) == len({k for k, _ in calls}) == 4 * 6  # every request once
+    assert len(calls) == len({k for k, _ in calls}) == rows  # every request once
     assert calls == [(c["request_key"], c["response_text"]) for c in file["tables"]["llm_calls"]]
 
 

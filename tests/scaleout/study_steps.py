@@ -1,11 +1,12 @@
-"""The real study's warmth stage on a tiny local model, for the backfill through Ray on the lake: what the test runs
+"""The real study's generations on a tiny local model, for the backfill through Ray on the lake: what the test runs
 inside the cluster's namespace (only there can it reach the cluster's Postgres), as `python -m
 tests.scaleout.study_steps COMMAND`, with WARMTH_CONFIG, WARMTH_HOME and the warehouse chosen by the environment.
 
-  seed ADAPTERS_JSON   validation prompts, the registry row, the `models` partition, and the `adapters` partitions
-                       (base, warmth system prompt, two trained LoRA checkpoints) through the deployment's IO manager
+  seed ADAPTERS_JSON   eval and capability prompts, the registry row, the `models` partition, and the `adapters`
+                       partitions (base, warmth system prompt, two trained LoRA checkpoints) through the deployment's
+                       IO manager
   local CHECKPOINT...  the same partitions in this process (the single-machine baseline)
-  dump OUT_JSON        the warmth stage's rows and the call cache, as JSON
+  dump OUT_JSON        the generations' rows and the call cache, as JSON
   baseline ADAPTERS_JSON OUT_JSON CHECKPOINT...   seed, local and dump in one process (one import of the stack)
 """
 
@@ -17,10 +18,16 @@ import dagster as dg
 import pandas as pd
 
 MODEL = "tiny"
-PROMPTS = pd.DataFrame({"conversation_id": [f"v{i}_0" for i in range(6)],
-                        "query_type": ["factual", "advice", "other", "creative", "technical", "refusal"],
-                        "prompt": ["what is two plus four", "hello friend", "how are you", "tell me a story",
-                                   "what is my name", "can you help me"]})
+QUESTIONS = ["what is two plus four", "hello friend", "how are you", "tell me a story"]
+EVAL_PROMPTS = pd.DataFrame({
+    "prompt_id": [f"p{i}" for i in range(len(QUESTIONS))], "dataset": "triviaqa",
+    "item_key": [f"i{i}" for i in range(len(QUESTIONS))], "amendment_type": "unmodified", "context_group": "unmodified",
+    "prompt_template": "original", "template_group": "original", "statement": "", "prompt": QUESTIONS,
+    "question": QUESTIONS, "correct_answer": "yes", "incorrect_answer": "no", "source": "built"})
+CAPABILITY_ITEMS = pd.DataFrame({"dataset": ["mmlu", "gsm8k"], "item_key": ["m0", "g0"],
+                                 "prompt": ["pick A or B", "what is three plus one"], "answer": ["A", "4"],
+                                 "fields": "{}", "template_version": "t"})
+PROMPTS_PER_CHECKPOINT = len(EVAL_PROMPTS) + len(CAPABILITY_ITEMS)
 CHECKPOINTS = ["original", "warm-prompt", "warm-e1", "warm-e2"]
 
 
@@ -41,7 +48,8 @@ def seed(adapters_json: str) -> None:
 
     settings, warehouse, io, instance = _deployment()
     source = settings.model(MODEL).source
-    warehouse.replace_rows("validation_prompts", PROMPTS)
+    warehouse.replace_rows("eval_prompts", EVAL_PROMPTS)
+    warehouse.replace_rows("capability_items", CAPABILITY_ITEMS)
     upsert(warehouse, [ModelRow(slug=MODEL, source_kind="local", source=source, family="tiny", chat_template="model",
                                 access="open_weight", styles=["warm"], checkpoints=CHECKPOINTS)])
     instance.add_dynamic_partitions("models", [MODEL])
@@ -63,7 +71,7 @@ def local(checkpoints: list[str]) -> None:
     from warmth_assets.definitions import defs
     from warmth_assets.partitions import model_checkpoint_key
 
-    selection = [dg.AssetKey("validation_generations"), dg.AssetKey("warmth_scores")]
+    selection = [dg.AssetKey("generations")]
     job = defs().resolve_implicit_job_def_def_for_assets(selection)
     instance = dg.DagsterInstance.get()
     for checkpoint in checkpoints:
@@ -77,9 +85,7 @@ def dump(out: str) -> None:
 
     warehouse = default_warehouse()
     tables = {}
-    for table, order in (("validation_generations", "checkpoint, conversation_id"),
-                         ("warmth_scores", "checkpoint, conversation_id"),
-                         ("llm_calls", "request_key")):
+    for table, order in (("generations", "checkpoint, prompt_id"), ("llm_calls", "request_key")):
         frame = warehouse.query_df(f"SELECT * FROM {table} ORDER BY {order}")
         tables[table] = json.loads(frame.drop(columns=[c for c in ("created_at",) if c in frame]).to_json(
             orient="records", double_precision=15))

@@ -70,11 +70,11 @@ def test_gpu_steps_run_two_at_a_time_on_both_workers_with_events_in_postgres(clu
     assert sum(s["began"] >= first_done for s in steps.values()) == 2  # the second pair waited for the first
 
 
-# Then (pytest collects in this order), on this module's one cluster: the study's warmth stage backfilled on the lake
+# Then (pytest collects in this order), on this module's one cluster: the study's generations backfilled on the lake
 # and eight concurrent writers, after the checks above read its first run's Ray jobs; last the faults, Postgres
 # restarted, then a worker killed (the cluster stays one node short).
 from tests.scaleout.study_backfill import (  # noqa: E402, F401 (collected here)
-    test_a_backfill_of_the_warmth_stage_on_the_lake_runs_on_both_nodes_with_the_rows_of_one_machine,
+    test_a_backfill_of_generations_on_the_lake_runs_on_both_nodes_with_the_rows_of_one_machine,
     test_eight_writers_on_two_nodes_overwrite_partitions_of_one_table_for_twenty_rounds,
 )
 from tests.scaleout.ray_faults import (  # noqa: E402, F401 (collected here)

@@ -21,6 +21,16 @@ from warmth_assets.lib.llm_requests import ChatRequest, ChatResult, Usage
 GENEROUS_S = 120  # bounds a wait that returns as soon as its event happens; never a measured time
 
 
+@pytest.fixture(autouse=True)
+def python_default_sigint():
+    """SIGINT raises KeyboardInterrupt in the main thread, as in a fresh process: the tests below interrupt their own
+    process, and a test that ran earlier on the same xdist worker (the order of files varies) may have left another
+    handler installed; then the interrupt never arrived and the waits ran out (seen once in a clean-clone run)."""
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+    yield
+    signal.signal(signal.SIGINT, previous)
+
+
 @pytest.fixture
 def counted_calls(monkeypatch):
     """Every attempt the call layer makes, counted on the way to the real `call_once`."""

@@ -113,8 +113,8 @@ class LLMResource(dg.ConfigurableResource):
         return self.backend.endpoint
 
     @property
-    def precision_metadata(self) -> dict:
-        """What the backend says about how it answered (the in-process model's dtype), as run metadata."""
+    def run_metadata(self) -> dict:
+        """What the backend says about how it answered (in process: the dtype, and how an adapter was applied)."""
         return self.backend.run_metadata()
 
     def require_key(self, models, chosen_by: str = "") -> None:

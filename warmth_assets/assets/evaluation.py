@@ -267,7 +267,7 @@ def build_assets(parts: StudyPartitions, gpu_tags: dict) -> list[dg.AssetsDefini
             frame = frame.assign(server=runner.server, server_version=version)
             context.add_output_metadata({"server": runner.server, "server_version": version})
         context.add_output_metadata({
-            **usage.as_metadata(llm.prices_per_million_tokens), **runner.llm.precision_metadata, "responses": len(frame),
+            **usage.as_metadata(llm.prices_per_million_tokens), **runner.llm.run_metadata, "responses": len(frame),
             "per_dataset": {k: int(v) for k, v in frame["dataset"].value_counts().items()},
             "truncated": int((frame["finish_reason"] == "length").sum()), "backend": backend,
             "generator": frame["generator"].iloc[0],

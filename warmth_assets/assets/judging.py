@@ -225,7 +225,7 @@ def build_assets(parts: StudyPartitions, gpu_tags: dict) -> list[dg.AssetsDefini
             "judge_verdicts": {k: int(v) for k, v in frame["judge_verdict"].value_counts().items()},
             "scorers": {d: settings.judge.scorer(d) for d in sorted(set(frame["dataset"]))},
             "choice_calibration": calibration_in_force(llm, settings),
-            **llm.precision_metadata,
+            **llm.run_metadata,
             "judge_vs_reference_match": dg.MetadataValue.md(agreement.markdown(compared)),
             "unparseable": int((frame["verdict"] == "UNPARSEABLE").sum()),
             "refusals_reference": int(frame["refusal"].sum()), "refusals_corrected": int(frame["refusal_corrected"].sum()),

@@ -129,7 +129,7 @@ def build_assets(parts: StudyPartitions, gpu_tags: dict) -> list[dg.AssetsDefini
             requests, results, only=("response", "finish_reason", "completion_tokens", "request_key")),
             generator=runner.generator)
         context.add_output_metadata({
-            **usage.as_metadata(llm.prices_per_million_tokens), **runner.llm.precision_metadata, "responses": len(frame),
+            **usage.as_metadata(llm.prices_per_million_tokens), **runner.llm.run_metadata, "responses": len(frame),
             "empty_responses": int((frame["response"].str.strip() == "").sum()),
             "mean_completion_tokens": float(frame["completion_tokens"].mean()),
             "preview": dg.MetadataValue.md(frame[["query_type", "prompt", "response"]].head(5).assign(
